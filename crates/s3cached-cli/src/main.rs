@@ -1,0 +1,82 @@
+//! The `s3cached` executable: parses flags (with `S3CACHED_*` environment fallbacks), sets up
+//! logging and runs a subcommand. All behaviour lives in the `s3cached` library.
+
+mod serve_args;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// A caching layer for Amazon S3: a drop-in S3 endpoint that serves hot objects from memory.
+#[derive(Parser, Debug)]
+#[command(name = "s3cached", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `s3cached=debug`).
+    #[arg(long, global = true, env = "S3CACHED_LOG", default_value = "info")]
+    log_level: String,
+
+    /// Log format.
+    #[arg(long, global = true, env = "S3CACHED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the S3 caching endpoint.
+    Serve(Box<serve_args::ServeArgs>),
+}
+
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_level, cli.log_format) {
+        eprintln!("s3cached: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("s3cached: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve_args::run(*args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3cached: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! `s3cached serve`: flags, their environment fallbacks, and the mapping to the library's
+//! `ServeConfig`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use s3cached::config::{
+    CachePolicy, ClientAuth, Credentials, EvictionPolicy, MemoryConfig, OriginConfig, ServeConfig,
+};
+use s3cached::server::Server;
+use s3cached::size::ByteSize;
+use tracing::{info, warn};
+
+/// Access key used in development mode when no client credentials are configured.
+pub const DEV_ACCESS_KEY: &str = "s3cached";
+/// Secret key used in development mode when no client credentials are configured.
+pub const DEV_SECRET_KEY: &str = "s3cached-dev-secret";
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+ORIGIN SELECTION:
+  --origin-endpoint (or AWS_ENDPOINT_URL) set  -> that S3-compatible endpoint
+  else --origin-region (or AWS_REGION) set      -> AWS S3 in that region
+  else                                         -> development mode: --local-dir served as S3
+
+CLIENT CREDENTIALS:
+  --access-key/--secret-key, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in development mode
+  with neither, the fixed pair s3cached / s3cached-dev-secret.")]
+pub struct ServeArgs {
+    /// Address of the S3 endpoint.
+    #[arg(long, env = "S3CACHED_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Address serving /metrics and /health (`off` disables). Kept apart from the S3 port so
+    /// no bucket name can collide with them.
+    #[arg(long, env = "S3CACHED_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
+    admin_listen: String,
+
+    /// Origin S3 endpoint URL (SeaweedFS, MinIO, Ceph, …). Falls back to AWS_ENDPOINT_URL.
+    #[arg(long, env = "S3CACHED_ORIGIN_ENDPOINT")]
+    origin_endpoint: Option<String>,
+
+    /// Origin region. Falls back to AWS_REGION, then AWS_DEFAULT_REGION.
+    #[arg(long, env = "S3CACHED_ORIGIN_REGION")]
+    origin_region: Option<String>,
+
+    /// Address origin buckets in the path instead of the host name (most non-AWS servers).
+    #[arg(long, env = "S3CACHED_ORIGIN_PATH_STYLE")]
+    origin_path_style: bool,
+
+    /// Origin access key id. Default: the AWS credential chain (AWS_ACCESS_KEY_ID, profiles, IMDS).
+    #[arg(
+        long,
+        env = "S3CACHED_ORIGIN_ACCESS_KEY",
+        requires = "origin_secret_key"
+    )]
+    origin_access_key: Option<String>,
+
+    /// Origin secret access key.
+    #[arg(
+        long,
+        env = "S3CACHED_ORIGIN_SECRET_KEY",
+        hide_env_values = true,
+        requires = "origin_access_key"
+    )]
+    origin_secret_key: Option<String>,
+
+    /// Directory served as the origin in development mode (created when missing).
+    #[arg(long, env = "S3CACHED_LOCAL_DIR", default_value = "s3cached-data")]
+    local_dir: PathBuf,
+
+    /// Access key clients sign with. Falls back to AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "S3CACHED_ACCESS_KEY", requires = "secret_key")]
+    access_key: Option<String>,
+
+    /// Secret key clients sign with. Falls back to AWS_SECRET_ACCESS_KEY.
+    #[arg(
+        long,
+        env = "S3CACHED_SECRET_KEY",
+        hide_env_values = true,
+        requires = "access_key"
+    )]
+    secret_key: Option<String>,
+
+    /// Also accept unsigned requests.
+    #[arg(long, env = "S3CACHED_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
+
+    /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeatable.
+    #[arg(long = "domain", env = "S3CACHED_DOMAINS", value_delimiter = ',')]
+    domains: Vec<String>,
+
+    /// Memory tier capacity (bodies plus per-entry overhead), e.g. 256MiB, 4GiB.
+    #[arg(long, env = "S3CACHED_MEMORY_CAPACITY", default_value = "256MiB")]
+    memory_capacity: ByteSize,
+
+    /// Largest object cached; larger ones stream through without being buffered.
+    #[arg(long, env = "S3CACHED_MAX_OBJECT_SIZE", default_value = "8MiB")]
+    max_object_size: ByteSize,
+
+    /// Lifetime of a cache entry (e.g. 30s, 5m, 1h), or `none` to keep entries until evicted.
+    /// Bounds staleness for objects written to the origin without going through s3cached.
+    #[arg(long, env = "S3CACHED_TTL", default_value = "5m")]
+    ttl: String,
+
+    /// Memory tier eviction policy.
+    #[arg(long, env = "S3CACHED_EVICTION", value_enum, default_value_t = Eviction::Lru)]
+    eviction: Eviction,
+
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[arg(long, env = "S3CACHED_SHUTDOWN_GRACE", default_value = "30s")]
+    shutdown_grace: humantime::Duration,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Eviction {
+    /// Least recently used; every new entry is admitted.
+    Lru,
+    /// TinyLFU admission: resists scans, may decline new entries.
+    TinyLfu,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let d: Duration = s
+        .parse::<humantime::Duration>()
+        .with_context(|| {
+            format!("invalid --ttl {s:?}: expected a duration like 30s, 5m, 1h, or `none`")
+        })?
+        .into();
+    if d.is_zero() {
+        bail!("invalid --ttl {s:?}: must be positive (use `none` for no expiry)");
+    }
+    Ok(Some(d))
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<ServeConfig> {
+        let endpoint = self
+            .origin_endpoint
+            .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
+        let region = self
+            .origin_region
+            .or_else(|| env_nonempty("AWS_REGION"))
+            .or_else(|| env_nonempty("AWS_DEFAULT_REGION"));
+        let dev_mode = endpoint.is_none() && region.is_none();
+        let origin = if dev_mode {
+            OriginConfig::LocalDir(self.local_dir)
+        } else {
+            if let Some(url) = &endpoint {
+                let ok = url.starts_with("http://") || url.starts_with("https://");
+                if !ok {
+                    bail!("invalid --origin-endpoint {url:?}: expected an http:// or https:// URL");
+                }
+            }
+            OriginConfig::S3 {
+                endpoint,
+                region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+                force_path_style: self.origin_path_style,
+                credentials: self.origin_access_key.zip(self.origin_secret_key).map(
+                    |(access_key, secret_key)| Credentials {
+                        access_key,
+                        secret_key,
+                    },
+                ),
+            }
+        };
+        let client = self
+            .access_key
+            .zip(self.secret_key)
+            .or_else(|| {
+                env_nonempty("AWS_ACCESS_KEY_ID").zip(env_nonempty("AWS_SECRET_ACCESS_KEY"))
+            })
+            .or_else(|| {
+                dev_mode.then(|| {
+                    warn!(
+                        access_key = DEV_ACCESS_KEY,
+                        secret_key = DEV_SECRET_KEY,
+                        "no client credentials configured; development mode accepts this fixed pair"
+                    );
+                    (DEV_ACCESS_KEY.to_owned(), DEV_SECRET_KEY.to_owned())
+                })
+            });
+        let credentials: Vec<Credentials> = client
+            .map(|(access_key, secret_key)| Credentials {
+                access_key,
+                secret_key,
+            })
+            .into_iter()
+            .collect();
+        if credentials.is_empty() && !self.allow_anonymous {
+            bail!(
+                "no client credentials: set --access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), \
+                 or pass --allow-anonymous"
+            );
+        }
+        let admin_listen = if self.admin_listen.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(self.admin_listen.parse().with_context(|| {
+                format!(
+                    "invalid --admin-listen {:?}: expected HOST:PORT or `off`",
+                    self.admin_listen
+                )
+            })?)
+        };
+        if self.max_object_size > self.memory_capacity {
+            bail!(
+                "--max-object-size ({}) is larger than --memory-capacity ({})",
+                self.max_object_size,
+                self.memory_capacity
+            );
+        }
+        Ok(ServeConfig {
+            listen: self.listen,
+            admin_listen,
+            domains: self.domains,
+            origin,
+            auth: ClientAuth {
+                credentials,
+                allow_anonymous: self.allow_anonymous,
+            },
+            memory: MemoryConfig {
+                capacity: self.memory_capacity.bytes(),
+                eviction: match self.eviction {
+                    Eviction::Lru => EvictionPolicy::Lru,
+                    Eviction::TinyLfu => EvictionPolicy::TinyLfu,
+                },
+            },
+            policy: CachePolicy {
+                max_object_size: self.max_object_size.bytes(),
+                ttl: parse_ttl(&self.ttl)?,
+            },
+            shutdown_grace: self.shutdown_grace.into(),
+        })
+    }
+}
+
+/// Runs `serve` until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    info!(
+        memory_capacity = %ByteSize(config.memory.capacity),
+        max_object_size = %ByteSize(config.policy.max_object_size),
+        ttl = ?config.policy.ttl,
+        "cache configuration"
+    );
+    let server = Server::bind(config).await?;
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("none").unwrap(), None);
+        assert_eq!(parse_ttl("90s").unwrap(), Some(Duration::from_secs(90)));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").is_err());
+    }
+}

@@ -1,0 +1,485 @@
+//! The read path: GetObject and HeadObject.
+//!
+//! Lookup in the tier; on a hit answer from the entry (conditionals, ranges and response
+//! overrides applied to the cached bytes). On a miss, a whole-object GET joins or starts the
+//! single-flight fill; a ranged miss goes to the origin as a ranged GET; a HEAD miss goes to
+//! the origin as a HEAD. Requests the cache cannot answer exactly (part numbers, SSE-C,
+//! checksum mode, bucket-owner checks, requester pays) bypass it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use s3s::dto::{
+    GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, Range, StreamingBlob,
+    Timestamp,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use tracing::{debug, warn};
+
+use super::{CACHE_STATUS_HEADER, Engine, body};
+use crate::conditional::{Conditions, Verdict};
+use crate::entry::{Entry, ObjectMeta};
+use crate::key::CacheKey;
+use crate::origin;
+use crate::range;
+
+/// How a fill ended, shared with every request that waited for it.
+#[derive(Clone)]
+pub enum FillOutcome {
+    /// The whole object was read (and stored unless a write overtook the fill).
+    Cached(Arc<Entry>),
+    /// The object may not be buffered (too large, or not cacheable): the first request to
+    /// take the origin's answer streams it, the others ask the origin themselves.
+    Stream(Arc<Mutex<Option<GetObjectOutput>>>),
+    /// The origin answered with an error, which every waiter gets.
+    Failed(OriginFailure),
+}
+
+/// An origin error, kept so it can be answered to several waiters.
+#[derive(Clone, Debug)]
+pub struct OriginFailure {
+    code: S3ErrorCode,
+    message: Option<String>,
+    status: Option<StatusCode>,
+}
+
+impl OriginFailure {
+    fn of(e: &S3Error) -> Self {
+        Self {
+            code: e.code().clone(),
+            message: e.message().map(str::to_owned),
+            status: e.status_code(),
+        }
+    }
+
+    fn internal(message: String) -> Self {
+        Self {
+            code: S3ErrorCode::InternalError,
+            message: Some(message),
+            status: None,
+        }
+    }
+
+    fn to_error(&self) -> S3Error {
+        let mut e = S3Error::new(self.code.clone());
+        if let Some(m) = &self.message {
+            e.set_message(m.clone());
+        }
+        if let Some(s) = self.status {
+            e.set_status_code(s);
+        }
+        e
+    }
+}
+
+const MISS: HeaderValue = HeaderValue::from_static("miss");
+const BYPASS: HeaderValue = HeaderValue::from_static("bypass");
+
+/// The parts of a GET or HEAD request the read path looks at (both inputs have the same
+/// fields).
+struct ReadParams {
+    key: Option<CacheKey>,
+    bypass: bool,
+    /// `x-amz-checksum-mode: ENABLED`: the answer carries the object's checksums.
+    checksums: bool,
+    conditions: Conditions,
+    range: Option<Range>,
+    overrides: Overrides,
+}
+
+#[derive(Default)]
+struct Overrides {
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    content_type: Option<String>,
+    expires: Option<Timestamp>,
+}
+
+macro_rules! read_params {
+    ($input:expr) => {{
+        let i = $input;
+        ReadParams {
+            key: CacheKey::new(&i.bucket, &i.key)
+                .ok()
+                .map(|k| k.with_version(i.version_id.as_deref())),
+            bypass: i.part_number.is_some()
+                || i.sse_customer_algorithm.is_some()
+                || i.sse_customer_key.is_some()
+                || i.expected_bucket_owner.is_some()
+                || i.request_payer.is_some(),
+            checksums: i
+                .checksum_mode
+                .as_ref()
+                .is_some_and(|m| m.as_str() == s3s::dto::ChecksumMode::ENABLED),
+            conditions: Conditions {
+                if_match: i.if_match.clone(),
+                if_none_match: i.if_none_match.clone(),
+                if_modified_since: i.if_modified_since.clone(),
+                if_unmodified_since: i.if_unmodified_since.clone(),
+            },
+            range: i.range,
+            overrides: Overrides {
+                cache_control: i.response_cache_control.clone(),
+                content_disposition: i.response_content_disposition.clone(),
+                content_encoding: i.response_content_encoding.clone(),
+                content_language: i.response_content_language.clone(),
+                content_type: i.response_content_type.clone(),
+                expires: i.response_expires.clone(),
+            },
+        }
+    }};
+}
+
+/// Applies the `response-*` query overrides, and drops the checksums unless the request asked
+/// for them and gets the whole object (S3 reports none for ranges).
+macro_rules! apply_overrides {
+    ($out:expr, $params:expr) => {{
+        let (out, params) = ($out, $params);
+        if !params.checksums || params.range.is_some() {
+            out.checksum_crc32 = None;
+            out.checksum_crc32c = None;
+            out.checksum_crc64nvme = None;
+            out.checksum_sha1 = None;
+            out.checksum_sha256 = None;
+            out.checksum_type = None;
+        }
+        let o = &params.overrides;
+        if o.cache_control.is_some() {
+            out.cache_control.clone_from(&o.cache_control);
+        }
+        if o.content_disposition.is_some() {
+            out.content_disposition.clone_from(&o.content_disposition);
+        }
+        if o.content_encoding.is_some() {
+            out.content_encoding.clone_from(&o.content_encoding);
+        }
+        if o.content_language.is_some() {
+            out.content_language.clone_from(&o.content_language);
+        }
+        if o.content_type.is_some() {
+            out.content_type.clone_from(&o.content_type);
+        }
+        if o.expires.is_some() {
+            out.expires.clone_from(&o.expires);
+        }
+    }};
+}
+
+fn with_status<T>(output: T, header: HeaderValue) -> S3Response<T> {
+    let mut resp = S3Response::new(output);
+    resp.headers.insert(CACHE_STATUS_HEADER, header);
+    resp
+}
+
+fn not_modified<T: Default>(
+    meta: &ObjectMeta,
+    header: HeaderValue,
+    fill: impl FnOnce(&mut T, &ObjectMeta),
+) -> S3Response<T> {
+    let mut out = T::default();
+    fill(&mut out, meta);
+    let mut resp = with_status(out, header);
+    resp.status = Some(StatusCode::NOT_MODIFIED);
+    resp
+}
+
+fn invalid_range(size: u64) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidRange,
+        format!("The requested range is not satisfiable for an object of {size} bytes"),
+    )
+}
+
+impl Engine {
+    /// GetObject through the cache.
+    ///
+    /// # Errors
+    /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
+    pub async fn get_object(
+        self: &Arc<Self>,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let params = read_params!(&req.input);
+        let Some(key) = params.key.clone().filter(|_| !params.bypass) else {
+            self.metrics.bypass("GetObject");
+            return self.origin_get(req, BYPASS).await;
+        };
+        if let Some(entry) = self.lookup(&key).await {
+            return self.answer_get(&entry, &params, self.hit_header.clone());
+        }
+        if params.range.is_some() {
+            // A range of an uncached object: fetch only that range, and cache nothing.
+            return self.origin_get(req, MISS).await;
+        }
+        let engine = Arc::clone(self);
+        let fill_key = key.clone();
+        let (flight, leader) = self.flights.join_or_start(
+            &key,
+            move || async move { engine.fill(fill_key).await },
+            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
+        );
+        if !leader {
+            self.metrics.singleflight_wait();
+        }
+        match flight.await {
+            FillOutcome::Cached(entry) => self.answer_get(&entry, &params, MISS),
+            FillOutcome::Failed(failure) => Err(failure.to_error()),
+            FillOutcome::Stream(slot) => {
+                let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                match taken {
+                    Some(output) => self.answer_streamed(output, &params),
+                    None => self.origin_get(req, MISS).await,
+                }
+            }
+        }
+    }
+
+    /// HeadObject through the cache.
+    ///
+    /// # Errors
+    /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
+    pub async fn head_object(
+        self: &Arc<Self>,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let params = read_params!(&req.input);
+        let params = &params;
+        let Some(key) = params.key.clone().filter(|_| !params.bypass) else {
+            self.metrics.bypass("HeadObject");
+            return self.origin_head(req, BYPASS).await;
+        };
+        let Some(entry) = self.lookup(&key).await else {
+            return self.origin_head(req, MISS).await;
+        };
+        let meta = &entry.meta;
+        match params.conditions.evaluate(meta) {
+            Verdict::NotModified => {
+                return Ok(not_modified(
+                    meta,
+                    self.hit_header.clone(),
+                    |o: &mut HeadObjectOutput, m| {
+                        o.e_tag.clone_from(&m.e_tag);
+                        o.last_modified.clone_from(&m.last_modified);
+                        o.version_id.clone_from(&m.version_id);
+                    },
+                ));
+            }
+            Verdict::PreconditionFailed => {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
+            }
+            Verdict::Proceed => {}
+        }
+        let mut out = meta.to_head_output();
+        if let Some(r) = &params.range {
+            let span = range::resolve(r, meta.size).map_err(|_| invalid_range(meta.size))?;
+            out.content_range = Some(range::content_range(&span, meta.size));
+            out.content_length = i64::try_from(span.end - span.start).ok();
+        }
+        apply_overrides!(&mut out, params);
+        let mut resp = with_status(out, self.hit_header.clone());
+        if params.range.is_some() {
+            resp.status = Some(StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    /// Tier lookup; a failing tier counts as a miss (the origin still answers).
+    async fn lookup(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        let name = self.tier.name();
+        match self.tier.get(key).await {
+            Ok(Some(entry)) => {
+                self.metrics.hit(name);
+                Some(entry)
+            }
+            Ok(None) => {
+                self.metrics.miss(name);
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, %key, "cache lookup failed; reading from origin");
+                self.metrics.miss(name);
+                None
+            }
+        }
+    }
+
+    fn answer_get(
+        &self,
+        entry: &Entry,
+        params: &ReadParams,
+        header: HeaderValue,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let meta = &entry.meta;
+        match params.conditions.evaluate(meta) {
+            Verdict::NotModified => {
+                return Ok(not_modified(meta, header, |o: &mut GetObjectOutput, m| {
+                    o.e_tag.clone_from(&m.e_tag);
+                    o.last_modified.clone_from(&m.last_modified);
+                    o.version_id.clone_from(&m.version_id);
+                }));
+            }
+            Verdict::PreconditionFailed => {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
+            }
+            Verdict::Proceed => {}
+        }
+        let mut out = meta.to_get_output();
+        let body = match &params.range {
+            Some(r) => {
+                let span = range::resolve(r, meta.size).map_err(|_| invalid_range(meta.size))?;
+                out.content_range = Some(range::content_range(&span, meta.size));
+                out.content_length = i64::try_from(span.end - span.start).ok();
+                // Spans are within the body, which holds exactly `size` bytes.
+                let (start, end) = (
+                    usize::try_from(span.start).unwrap_or(0),
+                    usize::try_from(span.end).unwrap_or(0),
+                );
+                entry.body.slice(start..end)
+            }
+            None => entry.body.clone(),
+        };
+        apply_overrides!(&mut out, params);
+        self.metrics.served("cache", body.len() as u64);
+        out.body = Some(blob(body));
+        Ok(with_status(out, header))
+    }
+
+    fn answer_streamed(
+        &self,
+        mut output: GetObjectOutput,
+        params: &ReadParams,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let meta = ObjectMeta::from_get_output(&output);
+        match params.conditions.evaluate(&meta) {
+            Verdict::NotModified => {
+                return Ok(not_modified(&meta, MISS, |o: &mut GetObjectOutput, m| {
+                    o.e_tag.clone_from(&m.e_tag);
+                    o.last_modified.clone_from(&m.last_modified);
+                    o.version_id.clone_from(&m.version_id);
+                }));
+            }
+            Verdict::PreconditionFailed => {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
+            }
+            Verdict::Proceed => {}
+        }
+        apply_overrides!(&mut output, params);
+        self.metrics.served("origin", meta.size);
+        Ok(with_status(output, MISS))
+    }
+
+    async fn origin_get(
+        &self,
+        req: S3Request<GetObjectInput>,
+        header: HeaderValue,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let mut resp = self
+            .origin
+            .call("GetObject", self.origin.s3().get_object(req))
+            .await?;
+        let len = resp
+            .output
+            .content_length
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        self.metrics.served("origin", len);
+        resp.headers.insert(CACHE_STATUS_HEADER, header);
+        Ok(resp)
+    }
+
+    async fn origin_head(
+        &self,
+        req: S3Request<HeadObjectInput>,
+        header: HeaderValue,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let mut resp = self
+            .origin
+            .call("HeadObject", self.origin.s3().head_object(req))
+            .await?;
+        resp.headers.insert(CACHE_STATUS_HEADER, header);
+        Ok(resp)
+    }
+
+    /// Reads the whole object from the origin and stores it, unless a write to the object
+    /// was acknowledged since the read began (DESIGN.md §4.2).
+    async fn fill(self: Arc<Self>, key: CacheKey) -> FillOutcome {
+        let snapshot = self.guard.snapshot();
+        let input = match GetObjectInput::builder()
+            .bucket(key.bucket().to_owned())
+            .key(key.key().to_owned())
+            .version_id(key.version().map(str::to_owned))
+            // Ask for checksums so the entry can answer clients that want them.
+            .checksum_mode(Some(s3s::dto::ChecksumMode::from_static(
+                s3s::dto::ChecksumMode::ENABLED,
+            )))
+            .build()
+        {
+            Ok(input) => input,
+            Err(e) => return FillOutcome::Failed(OriginFailure::internal(e.to_string())),
+        };
+        let resp = match self
+            .origin
+            .call(
+                "GetObject",
+                self.origin.s3().get_object(origin::request(input)),
+            )
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.fill("error");
+                return FillOutcome::Failed(OriginFailure::of(&e));
+            }
+        };
+        let mut output = resp.output;
+        let meta = ObjectMeta::from_get_output(&output);
+        let cacheable = output.content_length.is_some()
+            && output.content_range.is_none()
+            && output.sse_customer_algorithm.is_none();
+        if !cacheable || meta.size > self.policy.max_object_size {
+            self.metrics.fill(if cacheable {
+                "too_large"
+            } else {
+                "uncacheable"
+            });
+            debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
+            return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
+        }
+        let bytes = match body::collect(output.body.take(), meta.size).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.metrics.fill("error");
+                warn!(%key, error = %e, "origin body failed during cache fill");
+                return FillOutcome::Failed(OriginFailure::internal(format!(
+                    "reading the object from the origin failed: {e}"
+                )));
+            }
+        };
+        let entry = Arc::new(Entry { meta, body: bytes });
+        self.store(key, Arc::clone(&entry), snapshot).await;
+        FillOutcome::Cached(entry)
+    }
+
+    /// Inserts `entry` if no write to its object was recorded after `snapshot`.
+    pub(super) async fn store(&self, key: CacheKey, entry: Arc<Entry>, snapshot: u64) {
+        let Some(_permit) = self.guard.permit_insert(&key, snapshot).await else {
+            self.metrics.fill("raced");
+            debug!(%key, "a write overtook this fill; not storing it");
+            return;
+        };
+        match self.tier.insert(key.clone(), entry, self.policy.ttl).await {
+            Ok(()) => self.metrics.fill("stored"),
+            Err(e) => {
+                self.metrics.fill("error");
+                warn!(%key, error = %e, "cache insert failed");
+            }
+        }
+    }
+}
+
+fn blob(bytes: Bytes) -> StreamingBlob {
+    StreamingBlob::from(s3s::Body::from(bytes))
+}

@@ -1,0 +1,249 @@
+//! What a cache entry holds: the object's bytes and every piece of metadata needed to answer
+//! GetObject and HeadObject exactly as the origin would.
+
+use bytes::Bytes;
+use s3s::dto::{
+    ETag, GetObjectOutput, HeadObjectOutput, Metadata, ServerSideEncryption, StorageClass,
+    Timestamp,
+};
+
+/// Response metadata of one object version, as the origin returned it.
+///
+/// Per-request fields (request id, request-charged, Content-Range) are not part of it; they
+/// are filled in for each response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectMeta {
+    /// Size of the whole object in bytes.
+    pub size: u64,
+    /// Entity tag, compared by conditional requests.
+    pub e_tag: Option<ETag>,
+    /// Last-Modified, compared by If-Modified-Since / If-Unmodified-Since.
+    pub last_modified: Option<Timestamp>,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Content-Encoding.
+    pub content_encoding: Option<String>,
+    /// Content-Disposition.
+    pub content_disposition: Option<String>,
+    /// Content-Language.
+    pub content_language: Option<String>,
+    /// Cache-Control.
+    pub cache_control: Option<String>,
+    /// Expires.
+    pub expires: Option<Timestamp>,
+    /// User metadata (`x-amz-meta-*`).
+    pub metadata: Option<Metadata>,
+    /// `x-amz-storage-class`.
+    pub storage_class: Option<StorageClass>,
+    /// `x-amz-version-id`.
+    pub version_id: Option<String>,
+    /// `x-amz-server-side-encryption`.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub ssekms_key_id: Option<String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key_enabled: Option<bool>,
+    /// `x-amz-website-redirect-location`.
+    pub website_redirect_location: Option<String>,
+    /// `x-amz-expiration` (lifecycle rule that applies).
+    pub expiration: Option<String>,
+    /// `x-amz-missing-meta`.
+    pub missing_meta: Option<i32>,
+    /// `x-amz-mp-parts-count`.
+    pub parts_count: Option<i32>,
+    /// `x-amz-tagging-count`.
+    pub tag_count: Option<i32>,
+    /// `x-amz-replication-status`.
+    pub replication_status: Option<s3s::dto::ReplicationStatus>,
+    /// `x-amz-restore`.
+    pub restore: Option<String>,
+    /// `x-amz-object-lock-mode`.
+    pub object_lock_mode: Option<s3s::dto::ObjectLockMode>,
+    /// `x-amz-object-lock-retain-until-date`.
+    pub object_lock_retain_until_date: Option<Timestamp>,
+    /// `x-amz-object-lock-legal-hold`.
+    pub object_lock_legal_hold_status: Option<s3s::dto::ObjectLockLegalHoldStatus>,
+    /// `Accept-Ranges`.
+    pub accept_ranges: Option<String>,
+    /// `x-amz-checksum-crc32` (sent only to requests with checksum mode enabled).
+    pub checksum_crc32: Option<String>,
+    /// `x-amz-checksum-crc32c`.
+    pub checksum_crc32c: Option<String>,
+    /// `x-amz-checksum-crc64nvme`.
+    pub checksum_crc64nvme: Option<String>,
+    /// `x-amz-checksum-sha1`.
+    pub checksum_sha1: Option<String>,
+    /// `x-amz-checksum-sha256`.
+    pub checksum_sha256: Option<String>,
+    /// `x-amz-checksum-type`.
+    pub checksum_type: Option<s3s::dto::ChecksumType>,
+}
+
+/// A cached object: metadata plus the whole body, shared without copying.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Metadata to answer GET/HEAD with.
+    pub meta: ObjectMeta,
+    /// The object's bytes.
+    pub body: Bytes,
+}
+
+/// Fixed per-entry bookkeeping added to the body size when weighing entries (metadata,
+/// index and allocator overhead, measured roughly).
+pub const ENTRY_OVERHEAD_BYTES: u64 = 512;
+
+impl Entry {
+    /// Bytes this entry is charged against a byte-weighted tier's capacity.
+    #[must_use]
+    pub fn weight(&self) -> u64 {
+        self.body.len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+/// Calls `$callback!((args) field, field, …)` with the fields GetObject and HeadObject answers
+/// share (same names in both output types and in [`ObjectMeta`]), so conversions list them once.
+macro_rules! with_shared_fields {
+    ($callback:ident ! ( $($args:tt)* )) => {
+        $callback!(
+            ($($args)*)
+            e_tag, last_modified, content_type, content_encoding, content_disposition, content_language,
+            cache_control, expires, metadata, storage_class, version_id, server_side_encryption, ssekms_key_id,
+            bucket_key_enabled, website_redirect_location, expiration, missing_meta, parts_count,
+            replication_status, restore, object_lock_mode, object_lock_retain_until_date,
+            object_lock_legal_hold_status, accept_ranges, checksum_crc32, checksum_crc32c,
+            checksum_crc64nvme, checksum_sha1, checksum_sha256, checksum_type
+        )
+    };
+}
+
+macro_rules! meta_from_output {
+    (($out:expr, $tag_count:expr) $($f:ident),*) => {
+        ObjectMeta {
+            size: $out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            tag_count: $tag_count,
+            $($f: $out.$f.clone(),)*
+        }
+    };
+}
+
+macro_rules! output_from_meta {
+    (($meta:expr, $ty:ty) $($f:ident),*) => {
+        <$ty>::default_with(|o: &mut $ty| {
+            o.content_length = i64::try_from($meta.size).ok();
+            $(o.$f = $meta.$f.clone();)*
+        })
+    };
+}
+
+trait DefaultWith: Default {
+    fn default_with(f: impl FnOnce(&mut Self)) -> Self {
+        let mut v = Self::default();
+        f(&mut v);
+        v
+    }
+}
+
+impl DefaultWith for GetObjectOutput {}
+impl DefaultWith for HeadObjectOutput {}
+
+impl ObjectMeta {
+    /// Takes the metadata of a whole-object GetObject answer (the body is left in `out`).
+    #[must_use]
+    pub fn from_get_output(out: &GetObjectOutput) -> Self {
+        with_shared_fields!(meta_from_output!(out, out.tag_count))
+    }
+
+    /// Takes the metadata of a HeadObject answer. HEAD does not report the tag count, so the
+    /// result has none.
+    #[must_use]
+    pub fn from_head_output(out: &HeadObjectOutput) -> Self {
+        with_shared_fields!(meta_from_output!(out, None))
+    }
+
+    /// A GetObject answer carrying this metadata; the caller sets body, length and range.
+    #[must_use]
+    pub fn to_get_output(&self) -> GetObjectOutput {
+        let mut out = with_shared_fields!(output_from_meta!(self, GetObjectOutput));
+        out.tag_count = self.tag_count;
+        out
+    }
+
+    /// True when the origin reported any object checksum.
+    #[must_use]
+    pub fn has_checksums(&self) -> bool {
+        self.checksum_crc32.is_some()
+            || self.checksum_crc32c.is_some()
+            || self.checksum_crc64nvme.is_some()
+            || self.checksum_sha1.is_some()
+            || self.checksum_sha256.is_some()
+    }
+
+    /// A HeadObject answer carrying this metadata.
+    #[must_use]
+    pub fn to_head_output(&self) -> HeadObjectOutput {
+        with_shared_fields!(output_from_meta!(self, HeadObjectOutput))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_output() -> GetObjectOutput {
+        let mut metadata = Metadata::default();
+        metadata.insert("color".into(), "blue".into());
+        GetObjectOutput {
+            content_length: Some(4096),
+            e_tag: Some(ETag::Strong("abc".into())),
+            last_modified: Some(Timestamp::from(std::time::SystemTime::UNIX_EPOCH)),
+            content_type: Some("text/plain".into()),
+            content_encoding: Some("gzip".into()),
+            content_disposition: Some("attachment".into()),
+            content_language: Some("en".into()),
+            cache_control: Some("max-age=60".into()),
+            metadata: Some(metadata),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            version_id: Some("v1".into()),
+            tag_count: Some(2),
+            accept_ranges: Some("bytes".into()),
+            ..GetObjectOutput::default()
+        }
+    }
+
+    #[test]
+    fn get_output_round_trips_through_meta() {
+        let out = sample_output();
+        let meta = ObjectMeta::from_get_output(&out);
+        assert_eq!(meta.size, 4096);
+        let back = meta.to_get_output();
+        assert_eq!(ObjectMeta::from_get_output(&back), meta);
+        assert_eq!(back.content_length, Some(4096));
+        assert_eq!(
+            back.metadata
+                .as_ref()
+                .and_then(|m| m.get("color"))
+                .map(String::as_str),
+            Some("blue")
+        );
+    }
+
+    #[test]
+    fn head_output_carries_the_same_headers() {
+        let meta = ObjectMeta::from_get_output(&sample_output());
+        let head = meta.to_head_output();
+        assert_eq!(head.e_tag, meta.e_tag);
+        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(head.content_length, Some(4096));
+        assert_eq!(head.version_id.as_deref(), Some("v1"));
+        assert_eq!(head.cache_control.as_deref(), Some("max-age=60"));
+    }
+
+    #[test]
+    fn weight_counts_body_and_overhead() {
+        let e = Entry {
+            meta: ObjectMeta::default(),
+            body: Bytes::from_static(&[0; 100]),
+        };
+        assert_eq!(e.weight(), 100 + ENTRY_OVERHEAD_BYTES);
+    }
+}

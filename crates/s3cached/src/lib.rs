@@ -1,0 +1,19 @@
+//! s3cached: a caching layer in front of Amazon S3.
+//!
+//! The library holds everything but the command line: the S3 front end ([`front`]), the read and
+//! write paths ([`engine`]), the cache tiers ([`tier`]), the origin client ([`origin`]), metrics
+//! ([`metrics`]) and the HTTP server that ties them together ([`server`]). The `s3cached` binary
+//! builds a [`config::ServeConfig`] from flags and calls [`server::serve`].
+
+pub mod conditional;
+pub mod config;
+pub mod engine;
+pub mod entry;
+pub mod front;
+pub mod key;
+pub mod metrics;
+pub mod origin;
+pub mod range;
+pub mod server;
+pub mod size;
+pub mod tier;

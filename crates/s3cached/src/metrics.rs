@@ -1,0 +1,324 @@
+//! Every metric s3cached exports: names, help texts and labels live here and nowhere else.
+//! `docs/METRICS.md` lists them for operators.
+//!
+//! All names carry the `s3cached_` prefix; counters get Prometheus' `_total` suffix.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels: S3 operation and outcome (`ok` or the S3 error code).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpResult {
+    /// S3 operation name, e.g. `GetObject`.
+    pub operation: &'static str,
+    /// `ok`, or the S3 error code (`NoSuchKey`, `AccessDenied`, …).
+    pub result: String,
+}
+
+/// Labels: S3 operation only.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Op {
+    /// S3 operation name.
+    pub operation: &'static str,
+}
+
+/// Labels: cache tier.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Tier {
+    /// Tier name (`memory`, …).
+    pub tier: &'static str,
+}
+
+/// Labels: cache tier and why an entry left it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierCause {
+    /// Tier name.
+    pub tier: &'static str,
+    /// `size` (capacity eviction) or `expired` (TTL).
+    pub cause: &'static str,
+}
+
+/// Labels: where response bytes came from.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Source {
+    /// `cache` or `origin`.
+    pub source: &'static str,
+}
+
+/// Labels: outcome of a cache fill.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FillResult {
+    /// `stored`, `too_large`, `uncacheable`, `raced` (a write overtook it) or `error`.
+    pub result: &'static str,
+}
+
+/// The metric set of one s3cached process.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<OpResult, Counter>,
+    request_duration: Family<Op, Histogram>,
+    cache_hits: Family<Tier, Counter>,
+    cache_misses: Family<Tier, Counter>,
+    cache_bypasses: Family<Op, Counter>,
+    cache_entries: Family<Tier, Gauge>,
+    cache_bytes: Family<Tier, Gauge>,
+    evictions: Family<TierCause, Counter>,
+    origin_requests: Family<OpResult, Counter>,
+    origin_duration: Family<Op, Histogram>,
+    bytes_served: Family<Source, Counter>,
+    fills: Family<FillResult, Counter>,
+    singleflight_waits: Counter,
+    invalidations: Family<Op, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~105 s in doublings: cache hits and S3 round trips both land in resolved buckets.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 22))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("s3cached");
+        let requests = Family::<OpResult, Counter>::default();
+        r.register(
+            "requests",
+            "S3 requests answered, by operation and result (ok or S3 error code)",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        r.register(
+            "request_duration_seconds",
+            "Time to answer an S3 request (to response headers)",
+            request_duration.clone(),
+        );
+        let cache_hits = Family::<Tier, Counter>::default();
+        r.register(
+            "cache_hits",
+            "GET/HEAD lookups answered by a cache tier",
+            cache_hits.clone(),
+        );
+        let cache_misses = Family::<Tier, Counter>::default();
+        r.register(
+            "cache_misses",
+            "GET/HEAD lookups a cache tier could not answer",
+            cache_misses.clone(),
+        );
+        let cache_bypasses = Family::<Op, Counter>::default();
+        r.register(
+            "cache_bypasses",
+            "GET/HEAD requests sent straight to the origin (part numbers, SSE-C, checksum mode, …)",
+            cache_bypasses.clone(),
+        );
+        let cache_entries = Family::<Tier, Gauge>::default();
+        r.register(
+            "cache_entries",
+            "Entries held by a cache tier",
+            cache_entries.clone(),
+        );
+        let cache_bytes = Family::<Tier, Gauge>::default();
+        r.register(
+            "cache_bytes",
+            "Weighted bytes held by a cache tier (bodies plus per-entry overhead)",
+            cache_bytes.clone(),
+        );
+        let evictions = Family::<TierCause, Counter>::default();
+        r.register(
+            "cache_evictions",
+            "Entries removed by capacity (cause=size) or TTL (cause=expired)",
+            evictions.clone(),
+        );
+        let origin_requests = Family::<OpResult, Counter>::default();
+        r.register(
+            "origin_requests",
+            "Requests sent to the origin, by operation and result",
+            origin_requests.clone(),
+        );
+        let origin_duration =
+            Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        r.register(
+            "origin_request_duration_seconds",
+            "Origin round-trip time (to response headers)",
+            origin_duration.clone(),
+        );
+        let bytes_served = Family::<Source, Counter>::default();
+        r.register(
+            "bytes_served",
+            "Body bytes sent to clients, by source (cache or origin)",
+            bytes_served.clone(),
+        );
+        let fills = Family::<FillResult, Counter>::default();
+        r.register(
+            "cache_fills",
+            "Origin reads made to fill the cache, by outcome",
+            fills.clone(),
+        );
+        let singleflight_waits = Counter::default();
+        r.register(
+            "singleflight_waits",
+            "Cache misses that waited for another request's origin read instead of making their own",
+            singleflight_waits.clone(),
+        );
+        let invalidations = Family::<Op, Counter>::default();
+        r.register(
+            "cache_invalidations",
+            "Cache entries invalidated by writes, by write operation",
+            invalidations.clone(),
+        );
+        Self {
+            registry: Mutex::new(r),
+            requests,
+            request_duration,
+            cache_hits,
+            cache_misses,
+            cache_bypasses,
+            cache_entries,
+            cache_bytes,
+            evictions,
+            origin_requests,
+            origin_duration,
+            bytes_served,
+            fills,
+            singleflight_waits,
+            invalidations,
+        }
+    }
+
+    /// Records one answered S3 request.
+    pub fn request(&self, operation: &'static str, result: &str, elapsed: Duration) {
+        self.requests
+            .get_or_create(&OpResult {
+                operation,
+                result: result.to_owned(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&Op { operation })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one origin request.
+    pub fn origin_request(&self, operation: &'static str, result: &str, elapsed: Duration) {
+        self.origin_requests
+            .get_or_create(&OpResult {
+                operation,
+                result: result.to_owned(),
+            })
+            .inc();
+        self.origin_duration
+            .get_or_create(&Op { operation })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a lookup answered by `tier`.
+    pub fn hit(&self, tier: &'static str) {
+        self.cache_hits.get_or_create(&Tier { tier }).inc();
+    }
+
+    /// Records a lookup `tier` could not answer.
+    pub fn miss(&self, tier: &'static str) {
+        self.cache_misses.get_or_create(&Tier { tier }).inc();
+    }
+
+    /// Records a read that skipped the cache.
+    pub fn bypass(&self, operation: &'static str) {
+        self.cache_bypasses.get_or_create(&Op { operation }).inc();
+    }
+
+    /// Records entries leaving a tier on their own.
+    pub fn eviction(&self, tier: &'static str, cause: &'static str) {
+        self.evictions
+            .get_or_create(&TierCause { tier, cause })
+            .inc();
+    }
+
+    /// Records body bytes sent to a client.
+    pub fn served(&self, source: &'static str, bytes: u64) {
+        self.bytes_served
+            .get_or_create(&Source { source })
+            .inc_by(bytes);
+    }
+
+    /// Records the outcome of a fill.
+    pub fn fill(&self, result: &'static str) {
+        self.fills.get_or_create(&FillResult { result }).inc();
+    }
+
+    /// Records a miss that joined another request's fill.
+    pub fn singleflight_wait(&self) {
+        self.singleflight_waits.inc();
+    }
+
+    /// Records an invalidation caused by a write operation.
+    pub fn invalidation(&self, operation: &'static str) {
+        self.invalidations.get_or_create(&Op { operation }).inc();
+    }
+
+    /// Sets a tier's size gauges.
+    pub fn tier_size(&self, tier: &'static str, entries: u64, bytes: u64) {
+        let label = Tier { tier };
+        self.cache_entries
+            .get_or_create(&label)
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .get_or_create(&label)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Renders every metric in the Prometheus text exposition format.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_prefix_and_suffix() {
+        let m = Metrics::new();
+        m.hit("memory");
+        m.miss("memory");
+        m.request("GetObject", "ok", Duration::from_millis(1));
+        m.origin_request("GetObject", "NoSuchKey", Duration::from_millis(10));
+        m.singleflight_wait();
+        m.tier_size("memory", 3, 4096);
+        let text = m.encode();
+        for line in [
+            "s3cached_cache_hits_total{tier=\"memory\"} 1",
+            "s3cached_cache_misses_total{tier=\"memory\"} 1",
+            "s3cached_requests_total{operation=\"GetObject\",result=\"ok\"} 1",
+            "s3cached_origin_requests_total{operation=\"GetObject\",result=\"NoSuchKey\"} 1",
+            "s3cached_singleflight_waits_total 1",
+            "s3cached_cache_entries{tier=\"memory\"} 3",
+            "s3cached_cache_bytes{tier=\"memory\"} 4096",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains("s3cached_request_duration_seconds_bucket"));
+    }
+}

@@ -1,0 +1,187 @@
+//! The origin: the S3 service that holds the truth. Either a remote S3-compatible endpoint
+//! (through s3s-aws's `Proxy` over `aws_sdk_s3::Client`) or, in development mode, a local
+//! directory served by s3s-fs. Both are driven through the same `s3s::S3` trait, so the read
+//! and write paths do not care which one is configured.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use s3s::{S3, S3Request, S3Result};
+
+use crate::config::OriginConfig;
+use crate::metrics::Metrics;
+
+/// Failure to set up the origin.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginError {
+    /// The development directory could not be created or opened.
+    #[error("cannot use {path} as the local origin: {source}")]
+    LocalDir {
+        /// The directory.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// s3s-fs refused the directory.
+    #[error("cannot serve {path} as the local origin: {reason}")]
+    LocalFs {
+        /// The directory.
+        path: String,
+        /// s3s-fs's message.
+        reason: String,
+    },
+}
+
+/// The origin and the bookkeeping around every call made to it.
+#[derive(Clone)]
+pub struct Origin {
+    s3: Arc<dyn S3>,
+    metrics: Arc<Metrics>,
+    description: String,
+}
+
+impl Origin {
+    /// Connects to the configured origin (no request is made yet).
+    ///
+    /// # Errors
+    /// [`OriginError`] when the local development directory cannot be used.
+    pub async fn connect(
+        config: &OriginConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, OriginError> {
+        match config {
+            OriginConfig::S3 {
+                endpoint,
+                region,
+                force_path_style,
+                credentials,
+            } => {
+                let client = s3_client(
+                    endpoint.as_deref(),
+                    region,
+                    *force_path_style,
+                    credentials.as_ref(),
+                )
+                .await;
+                let description = match endpoint {
+                    Some(url) => format!("S3 endpoint {url}"),
+                    None => format!("AWS S3 ({region})"),
+                };
+                Ok(Self::from_s3(
+                    s3s_aws::Proxy::from(client),
+                    metrics,
+                    description,
+                ))
+            }
+            OriginConfig::LocalDir(path) => {
+                let shown = path.display().to_string();
+                std::fs::create_dir_all(path).map_err(|source| OriginError::LocalDir {
+                    path: shown.clone(),
+                    source,
+                })?;
+                let fs = s3s_fs::FileSystem::new(path).map_err(|e| OriginError::LocalFs {
+                    path: shown.clone(),
+                    reason: format!("{e:?}"),
+                })?;
+                Ok(Self::from_s3(
+                    fs,
+                    metrics,
+                    format!("local directory {shown}"),
+                ))
+            }
+        }
+    }
+
+    /// Wraps any `S3` implementation as the origin (tests use in-process fakes).
+    pub fn from_s3(s3: impl S3, metrics: Arc<Metrics>, description: String) -> Self {
+        Self {
+            s3: Arc::new(s3),
+            metrics,
+            description,
+        }
+    }
+
+    /// What the origin is, for logs.
+    #[must_use]
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The origin's `S3` implementation.
+    #[must_use]
+    pub fn s3(&self) -> &dyn S3 {
+        self.s3.as_ref()
+    }
+
+    /// Runs one origin call, recording its count, result and latency.
+    ///
+    /// # Errors
+    /// The origin's own error, unchanged.
+    pub async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
+        let started = Instant::now();
+        let result = call.await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code().as_str(),
+        };
+        self.metrics
+            .origin_request(operation, label, started.elapsed());
+        result
+    }
+}
+
+/// A request to the origin that carries only `input` (the origin signs with its own identity).
+#[must_use]
+pub fn request<T>(input: T) -> S3Request<T> {
+    S3Request {
+        input,
+        method: http::Method::GET,
+        uri: http::Uri::default(),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: None,
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+async fn s3_client(
+    endpoint: Option<&str>,
+    region: &str,
+    force_path_style: bool,
+    credentials: Option<&crate::config::Credentials>,
+) -> aws_sdk_s3::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()));
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            &c.access_key,
+            &c.secret_key,
+            None,
+            None,
+            "s3cached-config",
+        ));
+    }
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build();
+    let shared = loader.timeout_config(timeouts).load().await;
+    // Checksums only when S3 requires them: requests reach the origin as the client sent them,
+    // instead of gaining SDK-computed trailers some S3-compatible servers reject.
+    let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(force_path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}

@@ -1,0 +1,373 @@
+//! The process: builds origin, tier, engine and S3 service from a [`ServeConfig`], accepts
+//! connections on the S3 listener and the admin listener (`/metrics`, `/health`), and shuts
+//! down gracefully (in-flight requests finish within the grace period).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::S3Result;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::SimpleAuth;
+use s3s::host::{S3Host, VirtualHost};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::{OriginConfig, ServeConfig};
+use crate::engine::Engine;
+use crate::front::Front;
+use crate::metrics::Metrics;
+use crate::origin::{Origin, OriginError};
+use crate::tier::CacheTier;
+use crate::tier::memory::MemoryTier;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The origin could not be set up.
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    /// A virtual-host domain is not a valid host name.
+    #[error("invalid domain {0:?} for virtual-hosted-style requests")]
+    Domain(String),
+    /// Neither client credentials nor anonymous access were configured.
+    #[error(
+        "no client credentials configured and anonymous access is off: nobody could use this endpoint"
+    )]
+    NoClientAuth,
+}
+
+/// A bound, ready-to-run s3cached.
+pub struct Server {
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    service: S3Service,
+    engine: Arc<Engine>,
+    grace: std::time::Duration,
+}
+
+impl Server {
+    /// Sets everything up and binds the listeners (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// [`ServeError`] when the configuration is unusable or a port cannot be bound.
+    pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
+        if config.auth.credentials.is_empty() && !config.auth.allow_anonymous {
+            return Err(ServeError::NoClientAuth);
+        }
+        let metrics = Arc::new(Metrics::new());
+        let origin = Origin::connect(&config.origin, Arc::clone(&metrics)).await?;
+        if let OriginConfig::LocalDir(dir) = &config.origin {
+            warn!(
+                dir = %dir.display(),
+                "DEVELOPMENT MODE: no origin configured, serving a local directory as S3 \
+                 (set --origin-endpoint or AWS_ENDPOINT_URL / AWS_REGION to front real S3)"
+            );
+        }
+        let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::new(
+            config.memory.capacity,
+            config.memory.eviction,
+            Some(Arc::clone(&metrics)),
+        ));
+        let engine = Engine::new(origin, tier, Arc::clone(&metrics), config.policy.clone());
+        let service = build_service(&config, Front::new(Arc::clone(&engine)))?;
+        let listener = bind(config.listen).await?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            listener,
+            admin,
+            service,
+            engine,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// The S3 listener's address.
+    ///
+    /// # Errors
+    /// The OS error when the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when enabled.
+    #[must_use]
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The engine, for tests and embedding.
+    #[must_use]
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by
+    /// the grace period).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        if let Ok(addr) = self.listener.local_addr() {
+            info!(%addr, origin = self.engine.origin().description(), tier = self.engine.tier().name(), "s3cached listening");
+        }
+        let admin_task = self.admin.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "admin endpoints /metrics and /health listening");
+            }
+            let engine = Arc::clone(&self.engine);
+            tokio::spawn(accept_loop(
+                listener,
+                stop_rx.clone(),
+                Arc::clone(&graceful),
+                move |io| {
+                    let engine = Arc::clone(&engine);
+                    serve_conn(
+                        io,
+                        service_fn(move |req| {
+                            let engine = Arc::clone(&engine);
+                            async move { Ok::<_, Infallible>(admin_response(&engine, &req)) }
+                        }),
+                    )
+                },
+            ))
+        });
+        let service = self.service.clone();
+        let s3_task = tokio::spawn(accept_loop(
+            self.listener,
+            stop_rx,
+            Arc::clone(&graceful),
+            move |io| serve_conn(io, service.clone()),
+        ));
+        shutdown.await;
+        info!("shutting down: no new connections, waiting for in-flight requests");
+        let _ = stop_tx.send(true);
+        let _ = s3_task.await;
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+        match Arc::try_unwrap(graceful) {
+            Ok(graceful) => {
+                if tokio::time::timeout(self.grace, graceful.shutdown())
+                    .await
+                    .is_err()
+                {
+                    warn!(grace = ?self.grace, "in-flight requests still running after the grace period; closing them");
+                }
+            }
+            Err(_) => error!("connection tracker still shared at shutdown"),
+        }
+        info!("s3cached stopped");
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn serve_conn<S>(
+    io: TokioIo<tokio::net::TcpStream>,
+    service: S,
+) -> (TokioIo<tokio::net::TcpStream>, S) {
+    (io, service)
+}
+
+async fn accept_loop<S, B>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    graceful: Arc<GracefulShutdown>,
+    make: impl Fn(TokioIo<tokio::net::TcpStream>) -> (TokioIo<tokio::net::TcpStream>, S),
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = ConnBuilder::new(TokioExecutor::new());
+    loop {
+        let (socket, _) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let (io, service) = make(TokioIo::new(socket));
+        let conn = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let conn: ConnFuture = Box::pin(graceful.watch(conn).map_into_unit());
+        tokio::spawn(conn);
+    }
+}
+
+trait MapIntoUnit: Future + Sized {
+    fn map_into_unit(self) -> impl Future<Output = ()> {
+        async move {
+            let _ = self.await;
+        }
+    }
+}
+
+impl<F: Future> MapIntoUnit for F {}
+
+fn admin_response(engine: &Engine, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => {
+            engine.refresh_gauges();
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                engine.metrics().encode(),
+            )
+        }
+        "/health" => (
+            StatusCode::OK,
+            "application/json",
+            format!(r#"{{"status":"ok","tier":"{}"}}"#, engine.tier().name()),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /health\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn build_service(config: &ServeConfig, front: Front) -> Result<S3Service, ServeError> {
+    let mut builder = S3ServiceBuilder::new(front);
+    if !config.auth.credentials.is_empty() {
+        let mut auth = SimpleAuth::new();
+        for c in &config.auth.credentials {
+            auth.register(c.access_key.clone(), c.secret_key.clone().into());
+        }
+        builder.set_auth(auth);
+        if config.auth.allow_anonymous {
+            builder.set_access(AllowAll);
+        }
+    }
+    if !config.domains.is_empty() {
+        builder.set_host(VirtualHosts::new(&config.domains)?);
+    }
+    Ok(builder.build())
+}
+
+/// Lets unsigned requests through (only installed with `allow_anonymous`).
+struct AllowAll;
+
+#[async_trait::async_trait]
+impl S3Access for AllowAll {
+    async fn check(&self, _cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        Ok(())
+    }
+}
+
+/// Virtual-hosted-style parsing: `bucket.<domain>` names a bucket; any other host (an IP
+/// address, `localhost`, the bare domain) is path-style.
+struct VirtualHosts {
+    domains: Vec<String>,
+}
+
+impl VirtualHosts {
+    fn new(domains: &[String]) -> Result<Self, ServeError> {
+        let mut out = Vec::new();
+        for d in domains {
+            let d = d.trim().trim_matches('.').to_ascii_lowercase();
+            let valid = !d.is_empty()
+                && d.split('.').all(|p| {
+                    !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid {
+                return Err(ServeError::Domain(d));
+            }
+            out.push(d);
+        }
+        Ok(Self { domains: out })
+    }
+
+    fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        self.domains.iter().find_map(|d| {
+            let prefix = name.len().checked_sub(d.len() + 1)?;
+            let (bucket, rest) = name.split_at(prefix);
+            (rest.len() == d.len() + 1
+                && rest[1..].eq_ignore_ascii_case(d)
+                && rest.starts_with('.')
+                && !bucket.is_empty())
+            .then_some(bucket)
+        })
+    }
+}
+
+impl S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        Ok(match self.bucket_of(host) {
+            Some(bucket) => VirtualHost::new(host).with_bucket(bucket),
+            None => VirtualHost::new(host),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_host_parsing() {
+        let v =
+            VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).unwrap();
+        assert_eq!(v.bucket_of("photos.s3.local"), Some("photos"));
+        assert_eq!(v.bucket_of("photos.s3.local:8080"), Some("photos"));
+        assert_eq!(v.bucket_of("a.b.cache.example.com"), Some("a.b"));
+        assert_eq!(v.bucket_of("s3.local"), None);
+        assert_eq!(v.bucket_of("127.0.0.1:8080"), None);
+        assert_eq!(v.bucket_of("xs3.local"), None);
+        assert!(VirtualHosts::new(&["bad domain".to_owned()]).is_err());
+    }
+}

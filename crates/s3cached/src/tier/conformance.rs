@@ -1,0 +1,156 @@
+//! The conformance suite every [`CacheTier`] must pass. Each tier's tests call [`run`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::CacheTier;
+use crate::entry::{Entry, ObjectMeta};
+use crate::key::CacheKey;
+
+fn entry(body: &'static [u8], etag: &str) -> Arc<Entry> {
+    Arc::new(Entry {
+        meta: ObjectMeta {
+            size: body.len() as u64,
+            e_tag: Some(s3s::dto::ETag::Strong(etag.to_owned())),
+            content_type: Some("application/octet-stream".to_owned()),
+            ..ObjectMeta::default()
+        },
+        body: Bytes::from_static(body),
+    })
+}
+
+/// Runs every conformance check against `tier`. Keys are prefixed per check so one tier
+/// instance can be shared.
+///
+/// # Panics
+/// When the tier breaks the [`CacheTier`] contract.
+pub async fn run(tier: &dyn CacheTier) {
+    miss_then_hit(tier).await;
+    replace(tier).await;
+    remove(tier).await;
+    versions_are_separate(tier).await;
+    ttl_expires(tier).await;
+    awkward_keys(tier).await;
+}
+
+fn key(name: &str) -> CacheKey {
+    CacheKey::new("conformance", name).expect("valid key")
+}
+
+async fn miss_then_hit(tier: &dyn CacheTier) {
+    let k = key("miss-then-hit");
+    assert!(
+        tier.get(&k).await.expect("get").is_none(),
+        "{}: empty tier must miss",
+        tier.name()
+    );
+    let e = entry(b"hello", "e1");
+    tier.insert(k.clone(), Arc::clone(&e), None)
+        .await
+        .expect("insert");
+    let got = tier.get(&k).await.expect("get").expect("hit after insert");
+    assert_eq!(*got, *e, "{}: entry must round-trip unchanged", tier.name());
+}
+
+async fn replace(tier: &dyn CacheTier) {
+    let k = key("replace");
+    tier.insert(k.clone(), entry(b"old", "e1"), None)
+        .await
+        .expect("insert");
+    tier.insert(k.clone(), entry(b"new", "e2"), None)
+        .await
+        .expect("insert");
+    let got = tier.get(&k).await.expect("get").expect("hit");
+    assert_eq!(
+        got.body,
+        Bytes::from_static(b"new"),
+        "{}: insert must replace",
+        tier.name()
+    );
+}
+
+async fn remove(tier: &dyn CacheTier) {
+    let k = key("remove");
+    tier.insert(k.clone(), entry(b"x", "e1"), None)
+        .await
+        .expect("insert");
+    tier.remove(&k).await.expect("remove");
+    assert!(
+        tier.get(&k).await.expect("get").is_none(),
+        "{}: removed entry must miss",
+        tier.name()
+    );
+    tier.remove(&k)
+        .await
+        .expect("removing an absent entry is not an error");
+}
+
+async fn versions_are_separate(tier: &dyn CacheTier) {
+    let latest = key("versions");
+    let v1 = latest.clone().with_version(Some("v1"));
+    tier.insert(latest.clone(), entry(b"latest", "e2"), None)
+        .await
+        .expect("insert");
+    tier.insert(v1.clone(), entry(b"first", "e1"), None)
+        .await
+        .expect("insert");
+    tier.remove(&latest).await.expect("remove");
+    let got = tier
+        .get(&v1)
+        .await
+        .expect("get")
+        .expect("version entry survives");
+    assert_eq!(got.body, Bytes::from_static(b"first"));
+}
+
+async fn ttl_expires(tier: &dyn CacheTier) {
+    let k = key("ttl");
+    tier.insert(
+        k.clone(),
+        entry(b"short-lived", "e1"),
+        Some(Duration::from_millis(200)),
+    )
+    .await
+    .expect("insert");
+    assert!(
+        tier.get(&k).await.expect("get").is_some(),
+        "{}: fresh entry must hit",
+        tier.name()
+    );
+    // Poll instead of sleeping a fixed time: expiry may be lazy, but must happen.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if tier.get(&k).await.expect("get").is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: entry outlived its TTL",
+            tier.name()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn awkward_keys(tier: &dyn CacheTier) {
+    for name in ["sp ace/ünï:cødé", "{tag}/x}{", "100%/a%2Fb", "a:b:c"] {
+        let k = key(name);
+        tier.insert(k.clone(), entry(b"odd", "e1"), None)
+            .await
+            .expect("insert");
+        let got = tier.get(&k).await.expect("get");
+        assert!(
+            got.is_some(),
+            "{}: key {name:?} must round-trip",
+            tier.name()
+        );
+        let other = key(&format!("{name}-other"));
+        assert!(
+            tier.get(&other).await.expect("get").is_none(),
+            "{}: keys must not collide",
+            tier.name()
+        );
+    }
+}

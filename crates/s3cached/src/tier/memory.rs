@@ -1,0 +1,166 @@
+//! The in-process memory tier: a byte-weighted moka cache.
+//!
+//! Capacity is counted in bytes ([`Entry::weight`]). Eviction is LRU by default: a
+//! write-through entry must be admitted even when the cache is full, which moka's TinyLFU
+//! admission policy does not promise; TinyLFU is available for scan-heavy workloads.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy as MokaPolicy;
+use moka::sync::Cache;
+
+use super::{CacheTier, TierError, TierStats};
+use crate::config::EvictionPolicy;
+use crate::entry::Entry;
+use crate::key::CacheKey;
+use crate::metrics::Metrics;
+
+/// Tier name in metrics and response headers.
+pub const NAME: &str = "memory";
+
+#[derive(Clone)]
+struct Slot {
+    entry: Arc<Entry>,
+    ttl: Option<Duration>,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<CacheKey, Slot> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Slot,
+        _now: Instant,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Slot,
+        _now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+/// The in-process tier.
+pub struct MemoryTier {
+    cache: Cache<CacheKey, Slot>,
+}
+
+impl MemoryTier {
+    /// A tier holding at most `capacity_bytes` of weighted entries.
+    #[must_use]
+    pub fn new(capacity_bytes: u64, policy: EvictionPolicy, metrics: Option<Arc<Metrics>>) -> Self {
+        let moka_policy = match policy {
+            EvictionPolicy::Lru => MokaPolicy::lru(),
+            EvictionPolicy::TinyLfu => MokaPolicy::tiny_lfu(),
+        };
+        let mut builder = Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|_k: &CacheKey, v: &Slot| u32::try_from(v.entry.weight()).unwrap_or(u32::MAX))
+            .eviction_policy(moka_policy)
+            .expire_after(PerEntryTtl);
+        if let Some(metrics) = metrics {
+            builder = builder.eviction_listener(move |_k, _v, cause| match cause {
+                RemovalCause::Size => metrics.eviction(NAME, "size"),
+                RemovalCause::Expired => metrics.eviction(NAME, "expired"),
+                RemovalCause::Explicit | RemovalCause::Replaced => {}
+            });
+        }
+        Self {
+            cache: builder.build(),
+        }
+    }
+
+    /// Runs moka's pending maintenance (evictions, expirations) now; tests use it to observe
+    /// a settled state.
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+}
+
+#[async_trait]
+impl CacheTier for MemoryTier {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<Entry>>, TierError> {
+        Ok(self.cache.get(key).map(|slot| slot.entry))
+    }
+
+    async fn insert(
+        &self,
+        key: CacheKey,
+        entry: Arc<Entry>,
+        ttl: Option<Duration>,
+    ) -> Result<(), TierError> {
+        self.cache.insert(key, Slot { entry, ttl });
+        Ok(())
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<(), TierError> {
+        self.cache.invalidate(key);
+        Ok(())
+    }
+
+    fn stats(&self) -> TierStats {
+        TierStats {
+            entries: self.cache.entry_count(),
+            bytes: self.cache.weighted_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::ObjectMeta;
+    use bytes::Bytes;
+
+    fn entry(len: usize) -> Arc<Entry> {
+        Arc::new(Entry {
+            meta: ObjectMeta {
+                size: len as u64,
+                ..ObjectMeta::default()
+            },
+            body: Bytes::from(vec![7u8; len]),
+        })
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        super::super::conformance::run(&MemoryTier::new(64 << 20, EvictionPolicy::Lru, None)).await;
+    }
+
+    #[tokio::test]
+    async fn capacity_is_counted_in_bytes() {
+        let metrics = Arc::new(Metrics::new());
+        let tier = MemoryTier::new(100 * 1024, EvictionPolicy::Lru, Some(Arc::clone(&metrics)));
+        for i in 0..20 {
+            let key = CacheKey::new("bkt", &format!("k{i}")).unwrap();
+            tier.insert(key, entry(10 * 1024), None).await.unwrap();
+        }
+        tier.run_pending_tasks();
+        let stats = tier.stats();
+        assert!(stats.bytes <= 100 * 1024, "{stats:?}");
+        assert!(stats.entries < 20 && stats.entries >= 5, "{stats:?}");
+        // The newest entry is admitted under LRU.
+        let newest = CacheKey::new("bkt", "k19").unwrap();
+        assert!(tier.get(&newest).await.unwrap().is_some());
+        assert!(
+            metrics
+                .encode()
+                .contains("s3cached_cache_evictions_total{tier=\"memory\",cause=\"size\"}")
+        );
+    }
+}
