@@ -82,3 +82,6 @@ impl Engine {
             .tier_size(self.tier.name(), stats.entries, stats.bytes);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,394 @@
+//! Engine tests against an in-process fake origin whose reads can be held mid-flight, so
+//! races are reproduced deterministically.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use s3s::dto::{
+    DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput,
+    HeadObjectOutput, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
+};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use tokio::sync::Semaphore;
+
+use super::Engine;
+use super::write::Target;
+use crate::config::{CachePolicy, EvictionPolicy};
+use crate::metrics::Metrics;
+use crate::origin::{Origin, request};
+use crate::tier::CacheTier;
+use crate::tier::memory::MemoryTier;
+
+#[derive(Default)]
+struct FakeOrigin {
+    objects: Mutex<HashMap<String, (Bytes, String)>>,
+    gets: AtomicUsize,
+    versions: AtomicUsize,
+    /// When set, GetObject reads the object, signals `read`, then waits for a `release` permit.
+    hold: Mutex<Option<(Arc<Semaphore>, Arc<Semaphore>)>>,
+}
+
+impl FakeOrigin {
+    fn store(&self, key: &str, body: &'static [u8]) -> String {
+        let etag = format!("etag{}", self.versions.fetch_add(1, Ordering::SeqCst));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (Bytes::from_static(body), etag.clone()));
+        etag
+    }
+
+    fn hold_reads(&self) -> (Arc<Semaphore>, Arc<Semaphore>) {
+        let read = Arc::new(Semaphore::new(0));
+        let release = Arc::new(Semaphore::new(0));
+        *self.hold.lock().unwrap() = Some((Arc::clone(&read), Arc::clone(&release)));
+        (read, release)
+    }
+
+    fn meta(body: &Bytes, etag: &str) -> (i64, ETag, Timestamp) {
+        (
+            i64::try_from(body.len()).unwrap(),
+            ETag::Strong(etag.to_owned()),
+            Timestamp::from(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        )
+    }
+}
+
+fn no_such_key() -> S3Error {
+    S3Error::new(S3ErrorCode::NoSuchKey)
+}
+
+#[async_trait::async_trait]
+impl S3 for FakeOrigin {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let found = self.objects.lock().unwrap().get(&req.input.key).cloned();
+        let hold = self.hold.lock().unwrap().clone();
+        if let Some((read, release)) = hold {
+            read.add_permits(1);
+            release
+                .acquire()
+                .await
+                .expect("release semaphore open")
+                .forget();
+        }
+        let (body, etag) = found.ok_or_else(no_such_key)?;
+        let (len, e_tag, lm) = Self::meta(&body, &etag);
+        Ok(S3Response::new(GetObjectOutput {
+            content_length: Some(len),
+            e_tag: Some(e_tag),
+            last_modified: Some(lm),
+            content_type: Some("text/plain".to_owned()),
+            body: Some(StreamingBlob::from(s3s::Body::from(body))),
+            ..GetObjectOutput::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let (body, etag) = self
+            .objects
+            .lock()
+            .unwrap()
+            .get(&req.input.key)
+            .cloned()
+            .ok_or_else(no_such_key)?;
+        let (len, e_tag, lm) = Self::meta(&body, &etag);
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(len),
+            e_tag: Some(e_tag),
+            last_modified: Some(lm),
+            content_type: Some("text/plain".to_owned()),
+            ..HeadObjectOutput::default()
+        }))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let len = req
+            .input
+            .content_length
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        let mut body = req
+            .input
+            .body
+            .ok_or_else(|| S3Error::new(S3ErrorCode::IncompleteBody))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|_| S3Error::new(S3ErrorCode::IncompleteBody))?);
+        }
+        assert_eq!(bytes.len() as u64, len);
+        let etag = format!("etag{}", self.versions.fetch_add(1, Ordering::SeqCst));
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(req.input.key.clone(), (Bytes::from(bytes), etag.clone()));
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..PutObjectOutput::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.objects.lock().unwrap().remove(&req.input.key);
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+}
+
+struct Setup {
+    engine: Arc<Engine>,
+    origin: Arc<FakeOrigin>,
+    tier: Arc<MemoryTier>,
+}
+
+/// Lets the engine reach the shared fake through the `S3` trait.
+struct Shared(Arc<FakeOrigin>);
+
+#[async_trait::async_trait]
+impl S3 for Shared {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.0.get_object(req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.0.head_object(req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.0.put_object(req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.0.delete_object(req).await
+    }
+}
+
+fn setup() -> Setup {
+    let metrics = Arc::new(Metrics::new());
+    let origin = Arc::new(FakeOrigin::default());
+    let tier = Arc::new(MemoryTier::new(64 << 20, EvictionPolicy::Lru, None));
+    let engine = Engine::new(
+        Origin::from_s3(
+            Shared(Arc::clone(&origin)),
+            Arc::clone(&metrics),
+            "fake".to_owned(),
+        ),
+        Arc::clone(&tier) as Arc<dyn CacheTier>,
+        metrics,
+        CachePolicy {
+            max_object_size: 1 << 20,
+            ttl: None,
+        },
+    );
+    Setup {
+        engine,
+        origin,
+        tier,
+    }
+}
+
+fn get_input(key: &str) -> S3Request<GetObjectInput> {
+    request(
+        GetObjectInput::builder()
+            .bucket("bkt".to_owned())
+            .key(key.to_owned())
+            .build()
+            .unwrap(),
+    )
+}
+
+fn put_input(key: &str, body: &'static [u8]) -> S3Request<PutObjectInput> {
+    let mut input = PutObjectInput::builder()
+        .bucket("bkt".to_owned())
+        .key(key.to_owned())
+        .build()
+        .unwrap();
+    input.content_length = Some(i64::try_from(body.len()).unwrap());
+    input.body = Some(StreamingBlob::from(s3s::Body::from(Bytes::from_static(
+        body,
+    ))));
+    request(input)
+}
+
+async fn read_body(resp: S3Response<GetObjectOutput>) -> (Bytes, String) {
+    let status = resp
+        .headers
+        .get(super::CACHE_STATUS_HEADER)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let mut body = resp.output.body.unwrap();
+    while let Some(c) = body.next().await {
+        out.extend_from_slice(&c.unwrap());
+    }
+    (Bytes::from(out), status)
+}
+
+#[tokio::test]
+async fn miss_then_hit() {
+    let s = setup();
+    s.origin.store("k", b"hello");
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!((&body[..], status.as_str()), (&b"hello"[..], "miss"));
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!((&body[..], status.as_str()), (&b"hello"[..], "hit-memory"));
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_misses_make_one_origin_read() {
+    let s = setup();
+    s.origin.store("k", b"shared");
+    let (read, release) = s.origin.hold_reads();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let engine = Arc::clone(&s.engine);
+        tasks.push(tokio::spawn(async move {
+            read_body(engine.get_object(get_input("k")).await.unwrap()).await
+        }));
+    }
+    read.acquire().await.unwrap().forget();
+    // Give every request time to reach the flight before the origin answers.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.add_permits(1000);
+    for t in tasks {
+        assert_eq!(&t.await.unwrap().0[..], b"shared");
+    }
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_fill_that_read_the_old_object_does_not_overwrite_a_newer_put() {
+    let s = setup();
+    s.origin.store("k", b"old");
+    let (read, release) = s.origin.hold_reads();
+    let engine = Arc::clone(&s.engine);
+    let slow_get =
+        tokio::spawn(
+            async move { read_body(engine.get_object(get_input("k")).await.unwrap()).await },
+        );
+    // The fill has read "old" from the origin and is held before it can insert.
+    read.acquire().await.unwrap().forget();
+    *s.origin.hold.lock().unwrap() = None;
+    s.engine.put_object(put_input("k", b"new")).await.unwrap();
+    release.add_permits(1);
+    // The slow GET was concurrent with the PUT: either answer is allowed for it.
+    let _ = slow_get.await.unwrap();
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!(
+        &body[..],
+        b"new",
+        "a GET after the PUT was acknowledged must see the new bytes"
+    );
+    assert_eq!(status, "hit-memory", "the PUT wrote through");
+}
+
+#[tokio::test]
+async fn a_fill_that_read_the_old_object_does_not_resurrect_a_delete() {
+    let s = setup();
+    s.origin.store("k", b"old");
+    let (read, release) = s.origin.hold_reads();
+    let engine = Arc::clone(&s.engine);
+    let slow_get = tokio::spawn(async move { engine.get_object(get_input("k")).await.map(|_| ()) });
+    read.acquire().await.unwrap().forget();
+    *s.origin.hold.lock().unwrap() = None;
+    let del = request(
+        DeleteObjectInput::builder()
+            .bucket("bkt".to_owned())
+            .key("k".to_owned())
+            .build()
+            .unwrap(),
+    );
+    let targets = Target::new("bkt", "k", None).into_iter().collect();
+    s.engine
+        .write("DeleteObject", targets, move |s3: &dyn S3| {
+            s3.delete_object(del)
+        })
+        .await
+        .unwrap();
+    release.add_permits(1);
+    let _ = slow_get.await.unwrap();
+    let err = s
+        .engine
+        .get_object(get_input("k"))
+        .await
+        .err()
+        .expect("deleted object must not be served");
+    assert_eq!(*err.code(), S3ErrorCode::NoSuchKey);
+}
+
+#[tokio::test]
+async fn put_writes_through_and_get_is_a_hit() {
+    let s = setup();
+    s.engine.put_object(put_input("k", b"fresh")).await.unwrap();
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!((&body[..], status.as_str()), (&b"fresh"[..], "hit-memory"));
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let s = setup();
+    assert!(s.engine.get_object(get_input("absent")).await.is_err());
+    assert!(s.engine.get_object(get_input("absent")).await.is_err());
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 2);
+    s.tier.run_pending_tasks();
+    assert_eq!(s.tier.stats().entries, 0);
+}
+
+#[tokio::test]
+async fn ranges_and_conditionals_are_answered_from_the_entry() {
+    let s = setup();
+    let etag = s.origin.store("k", b"0123456789");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    let mut req = get_input("k");
+    req.input.range = Some(s3s::dto::Range::Int {
+        first: 2,
+        last: Some(4),
+    });
+    let resp = s.engine.get_object(req).await.unwrap();
+    assert_eq!(resp.output.content_range.as_deref(), Some("bytes 2-4/10"));
+    assert_eq!(&read_body(resp).await.0[..], b"234");
+    let mut req = get_input("k");
+    req.input.range = Some(s3s::dto::Range::Int {
+        first: 10,
+        last: None,
+    });
+    let err = s.engine.get_object(req).await.err().unwrap();
+    assert_eq!(*err.code(), S3ErrorCode::InvalidRange);
+    let mut req = get_input("k");
+    req.input.if_none_match = Some(s3s::dto::ETagCondition::ETag(ETag::Strong(etag)));
+    assert_eq!(
+        s.engine.get_object(req).await.unwrap().status,
+        Some(http::StatusCode::NOT_MODIFIED)
+    );
+    let mut req = get_input("k");
+    req.input.if_match = Some(s3s::dto::ETagCondition::ETag(ETag::Strong("other".into())));
+    let err = s.engine.get_object(req).await.err().unwrap();
+    assert_eq!(*err.code(), S3ErrorCode::PreconditionFailed);
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1);
+}
