@@ -174,16 +174,27 @@ fn with_status<T>(output: T, header: HeaderValue) -> S3Response<T> {
     resp
 }
 
-fn not_modified<T: Default>(
-    meta: &ObjectMeta,
-    header: HeaderValue,
-    fill: impl FnOnce(&mut T, &ObjectMeta),
-) -> S3Response<T> {
-    let mut out = T::default();
-    fill(&mut out, meta);
-    let mut resp = with_status(out, header);
-    resp.status = Some(StatusCode::NOT_MODIFIED);
-    resp
+/// 304 Not Modified. s3s answers statuses other than 200/206 only through errors; the 304
+/// carries the validators S3 sends with it and no body.
+fn not_modified(meta: &ObjectMeta, header: HeaderValue) -> S3Error {
+    let mut headers = http::HeaderMap::new();
+    if let Some(v) = meta.e_tag.as_ref().and_then(|e| e.to_http_header().ok()) {
+        headers.insert(http::header::ETAG, v);
+    }
+    if let Some(lm) = &meta.last_modified {
+        let mut buf = Vec::new();
+        if lm
+            .format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
+            .is_ok()
+            && let Ok(v) = HeaderValue::from_bytes(&buf)
+        {
+            headers.insert(http::header::LAST_MODIFIED, v);
+        }
+    }
+    headers.insert(CACHE_STATUS_HEADER, header);
+    let mut e = S3Error::new(S3ErrorCode::NotModified);
+    e.set_headers(headers);
+    e
 }
 
 fn invalid_range(size: u64) -> S3Error {
@@ -257,15 +268,7 @@ impl Engine {
         let meta = &entry.meta;
         match params.conditions.evaluate(meta) {
             Verdict::NotModified => {
-                return Ok(not_modified(
-                    meta,
-                    self.hit_header.clone(),
-                    |o: &mut HeadObjectOutput, m| {
-                        o.e_tag.clone_from(&m.e_tag);
-                        o.last_modified.clone_from(&m.last_modified);
-                        o.version_id.clone_from(&m.version_id);
-                    },
-                ));
+                return Err(not_modified(meta, self.hit_header.clone()));
             }
             Verdict::PreconditionFailed => {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
@@ -279,11 +282,7 @@ impl Engine {
             out.content_length = i64::try_from(span.end - span.start).ok();
         }
         apply_overrides!(&mut out, params);
-        let mut resp = with_status(out, self.hit_header.clone());
-        if params.range.is_some() {
-            resp.status = Some(StatusCode::PARTIAL_CONTENT);
-        }
-        Ok(resp)
+        Ok(with_status(out, self.hit_header.clone()))
     }
 
     /// Tier lookup; a failing tier counts as a miss (the origin still answers).
@@ -315,11 +314,7 @@ impl Engine {
         let meta = &entry.meta;
         match params.conditions.evaluate(meta) {
             Verdict::NotModified => {
-                return Ok(not_modified(meta, header, |o: &mut GetObjectOutput, m| {
-                    o.e_tag.clone_from(&m.e_tag);
-                    o.last_modified.clone_from(&m.last_modified);
-                    o.version_id.clone_from(&m.version_id);
-                }));
+                return Err(not_modified(meta, header));
             }
             Verdict::PreconditionFailed => {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
@@ -355,11 +350,7 @@ impl Engine {
         let meta = ObjectMeta::from_get_output(&output);
         match params.conditions.evaluate(&meta) {
             Verdict::NotModified => {
-                return Ok(not_modified(&meta, MISS, |o: &mut GetObjectOutput, m| {
-                    o.e_tag.clone_from(&m.e_tag);
-                    o.last_modified.clone_from(&m.last_modified);
-                    o.version_id.clone_from(&m.version_id);
-                }));
+                return Err(not_modified(&meta, MISS));
             }
             Verdict::PreconditionFailed => {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
