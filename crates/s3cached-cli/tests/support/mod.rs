@@ -20,6 +20,8 @@
 //! the spawning *thread*, and test threads end early).
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
