@@ -22,9 +22,10 @@ pub const DEV_SECRET_KEY: &str = "s3cached-dev-secret";
 #[derive(Args, Debug)]
 #[command(after_help = "\
 ORIGIN SELECTION:
-  --origin-endpoint (or AWS_ENDPOINT_URL) set  -> that S3-compatible endpoint
-  else --origin-region (or AWS_REGION) set      -> AWS S3 in that region
-  else                                         -> development mode: --local-dir served as S3
+  --local-dir given                            -> development mode: that directory served as S3
+  else --origin-endpoint (or AWS_ENDPOINT_URL) -> that S3-compatible endpoint
+  else --origin-region (or AWS_REGION)         -> AWS S3 in that region
+  else                                         -> development mode in ./s3cached-data
 
 CLIENT CREDENTIALS:
   --access-key/--secret-key, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in development mode
@@ -68,9 +69,11 @@ pub struct ServeArgs {
     )]
     origin_secret_key: Option<String>,
 
-    /// Directory served as the origin in development mode (created when missing).
-    #[arg(long, env = "S3CACHED_LOCAL_DIR", default_value = "s3cached-data")]
-    local_dir: PathBuf,
+    /// Serve this directory as the origin (development mode; created when missing). Given
+    /// explicitly, it wins over any endpoint or region. Default in development mode:
+    /// ./s3cached-data.
+    #[arg(long, env = "S3CACHED_LOCAL_DIR")]
+    local_dir: Option<PathBuf>,
 
     /// Access key clients sign with. Falls back to AWS_ACCESS_KEY_ID.
     #[arg(long, env = "S3CACHED_ACCESS_KEY", requires = "secret_key")]
@@ -152,9 +155,12 @@ impl ServeArgs {
             .origin_region
             .or_else(|| env_nonempty("AWS_REGION"))
             .or_else(|| env_nonempty("AWS_DEFAULT_REGION"));
-        let dev_mode = endpoint.is_none() && region.is_none();
+        let dev_mode = self.local_dir.is_some() || (endpoint.is_none() && region.is_none());
         let origin = if dev_mode {
-            OriginConfig::LocalDir(self.local_dir)
+            OriginConfig::LocalDir(
+                self.local_dir
+                    .unwrap_or_else(|| PathBuf::from("s3cached-data")),
+            )
         } else {
             if let Some(url) = &endpoint {
                 let ok = url.starts_with("http://") || url.starts_with("https://");

@@ -834,3 +834,33 @@ async fn objects_above_the_size_limit_stream_through_uncached() {
         2.0
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let relay = Relay::start(
+        format!("127.0.0.1:{}", origin().s3_port()).parse().unwrap(),
+        Slowdown {
+            latency: Duration::from_millis(1500),
+            bytes_per_sec: None,
+        },
+    )
+    .await;
+    let mut p = proxy_for(&relay.endpoint(), &[]);
+    let bucket = origin().new_bucket("shutdown").await;
+    let body = pattern(50_000, 6);
+    origin().put_object(&bucket, "slow", body.clone()).await;
+    let c = client(&p);
+    let (c2, b2) = (c.clone(), bucket.clone());
+    let in_flight = tokio::spawn(async move { get_bytes(&c2, &b2, "slow").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || p.stop())
+        .await
+        .unwrap()
+        .expect("exit status");
+    assert!(status.success(), "clean exit after SIGTERM, got {status}");
+    assert_bytes(
+        &in_flight.await.unwrap(),
+        &body,
+        "request in flight during shutdown",
+    );
+}
