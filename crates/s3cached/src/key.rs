@@ -1,4 +1,5 @@
-//! Cache keys: which origin object (and which version of it) a cache entry stands for.
+//! Cache keys: which origin object (and which version of it) a cache entry stands for, and the
+//! Redis key schema built from them (DESIGN.md §3), in one place.
 //!
 //! Bucket names are validated against S3's rules so that the `bucket:key` convention used by
 //! the shared tiers stays unambiguous (a bucket name never contains `:`).
@@ -137,6 +138,97 @@ pub fn validate_bucket(bucket: &str) -> Result<(), KeyError> {
     }
 }
 
+/// The Redis keys of one cached object. Every key here hashes to the same cluster slot, so one
+/// MGET, MULTI or script can touch them all.
+///
+/// - the latest version's bytes at `<bucket>:<key>` (what `r.get(bucket + ':' + key)` reads),
+/// - its metadata at `{<bucket>:<key>}:m`,
+/// - an explicit version's bytes and metadata at `{<bucket>:<key>}:v:<version>:b` / `…:m`,
+/// - the object's write generation at `{<bucket>:<key>}:g` (see the Redis tier).
+///
+/// Keys containing braces need care, because Redis hashes only the text between the first `{`
+/// and the next `}` when there is such a non-empty tag. When `<bucket>:<key>` has a tag `h`,
+/// the prefix is `{h}<bucket>:<key>` (same slot as the body key). When it has no tag but
+/// contains `}`, no prefix can share its slot: then the body moves to `{%<escaped>}:b`, with
+/// `{`, `}` and `%` percent-escaped, and readers of `bucket:key` do not see that object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisKeys {
+    /// The object's bytes.
+    pub body: String,
+    /// The object's metadata record.
+    pub meta: String,
+    /// The object's write generation counter (shared by all versions).
+    pub generation: String,
+}
+
+impl RedisKeys {
+    /// The keys for `key` (latest version or an explicit one).
+    #[must_use]
+    pub fn of(key: &CacheKey) -> Self {
+        let plain = format!("{}:{}", key.bucket(), key.key());
+        let (prefix, latest_body) = match hash_tag(&plain) {
+            Some(tag) => (format!("{{{tag}}}{plain}"), Some(plain.clone())),
+            None if !plain.contains('}') => (format!("{{{plain}}}"), Some(plain.clone())),
+            // A leading `%` never starts a bucket name, so escaped prefixes cannot meet plain ones.
+            None => (format!("{{%{}}}", escape_braces(&plain)), None),
+        };
+        let generation = format!("{prefix}:g");
+        match key.version() {
+            Some(v) => Self {
+                body: format!("{prefix}:v:{v}:b"),
+                meta: format!("{prefix}:v:{v}:m"),
+                generation,
+            },
+            None => Self {
+                body: latest_body.unwrap_or_else(|| format!("{prefix}:b")),
+                meta: format!("{prefix}:m"),
+                generation,
+            },
+        }
+    }
+}
+
+/// The part of `key` Redis Cluster hashes, when it is not the whole key: the text between the
+/// first `{` and the first `}` after it, if non-empty.
+#[must_use]
+pub fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// The Redis Cluster slot of `key` (CRC16/XMODEM of its hash tag or whole key, mod 16384).
+#[must_use]
+pub fn cluster_slot(key: &str) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &b in hashed.as_bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+fn escape_braces(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +270,87 @@ mod tests {
         assert_ne!(
             k.object_hash(),
             CacheKey::new("abc", "k2").unwrap().object_hash()
+        );
+    }
+
+    #[test]
+    fn redis_schema_for_plain_keys() {
+        let k = CacheKey::new("photos", "2024/cat.jpg").unwrap();
+        let r = RedisKeys::of(&k);
+        assert_eq!(r.body, "photos:2024/cat.jpg");
+        assert_eq!(r.meta, "{photos:2024/cat.jpg}:m");
+        assert_eq!(r.generation, "{photos:2024/cat.jpg}:g");
+        let v = RedisKeys::of(&k.with_version(Some("v1")));
+        assert_eq!(v.body, "{photos:2024/cat.jpg}:v:v1:b");
+        assert_eq!(v.meta, "{photos:2024/cat.jpg}:v:v1:m");
+    }
+
+    #[test]
+    fn known_cluster_slots() {
+        // Values from Redis' CLUSTER KEYSLOT.
+        assert_eq!(cluster_slot("foo"), 12182);
+        assert_eq!(
+            cluster_slot("{user1000}.following"),
+            cluster_slot("user1000")
+        );
+        assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
+        assert_eq!(hash_tag("foo{}{bar}"), None);
+        assert_eq!(hash_tag("foo{{bar}}zap"), Some("{bar"));
+    }
+
+    #[test]
+    fn every_key_of_an_object_shares_one_slot() {
+        let awkward = [
+            "plain/key.txt",
+            "a{b}c",
+            "{}",
+            "{",
+            "}",
+            "a}b",
+            "a{b",
+            "a{}b{c}",
+            "}{",
+            "{{x}}",
+            "x}{y}",
+            "100%/a%7Bb",
+            "ünï{cødé}",
+            "sp ace:{colon}",
+            "a:b:c",
+        ];
+        for name in awkward {
+            for version in [None, Some("v9")] {
+                let k = CacheKey::new("bkt", name).unwrap().with_version(version);
+                let r = RedisKeys::of(&k);
+                let slot = cluster_slot(&r.body);
+                assert_eq!(
+                    cluster_slot(&r.meta),
+                    slot,
+                    "meta of {name:?} {version:?}: {r:?}"
+                );
+                assert_eq!(
+                    cluster_slot(&r.generation),
+                    slot,
+                    "generation of {name:?}: {r:?}"
+                );
+                // Versions share the generation, so a write bumps it for all of them.
+                assert_eq!(r.generation, RedisKeys::of(&k.latest()).generation);
+            }
+        }
+    }
+
+    #[test]
+    fn the_classic_convention_holds_unless_impossible() {
+        for name in ["plain", "a{b}c", "a{b", "{{x}}", "x}{y}"] {
+            let r = RedisKeys::of(&CacheKey::new("bkt", name).unwrap());
+            assert_eq!(r.body, format!("bkt:{name}"), "{name:?}");
+        }
+        // No hash tag but a '}': the body moves under an escaped tag.
+        let r = RedisKeys::of(&CacheKey::new("bkt", "a}b").unwrap());
+        assert_eq!(r.body, "{%bkt:a%7Db}:b");
+        assert_ne!(
+            RedisKeys::of(&CacheKey::new("bkt", "a%7Db").unwrap()).meta,
+            r.meta,
+            "escaping keeps distinct keys distinct"
         );
     }
 }

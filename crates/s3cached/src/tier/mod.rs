@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod record;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,363 @@
+//! The compact binary record that stores an entry's metadata in a shared tier
+//! (`{bucket:key}:m` in Redis). Fixed field order, length-prefixed strings, a magic and a
+//! version byte up front so a future layout can be told apart.
+
+use s3s::dto::{ETag, Metadata, Timestamp};
+
+use crate::entry::ObjectMeta;
+
+const MAGIC: &[u8; 4] = b"S3C\x01";
+
+/// A record that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Not a record of this version.
+    #[error("bad magic or version")]
+    Magic,
+    /// The record ended early or has trailing bytes.
+    #[error("truncated or oversized record at byte {0}")]
+    Length(usize),
+    /// A string is not UTF-8.
+    #[error("invalid UTF-8 at byte {0}")]
+    Utf8(usize),
+    /// A timestamp is out of range.
+    #[error("invalid timestamp at byte {0}")]
+    Time(usize),
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn flag(&mut self, present: bool) {
+        self.0.push(u8::from(present));
+    }
+
+    fn str(&mut self, s: &str) {
+        // Header values and metadata are far below 4 GiB; longer strings are cut to fit.
+        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        self.0.extend_from_slice(&len.to_le_bytes());
+        self.0.extend_from_slice(&s.as_bytes()[..len as usize]);
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        self.flag(s.is_some());
+        if let Some(s) = s {
+            self.str(s);
+        }
+    }
+
+    fn opt_i32(&mut self, v: Option<i32>) {
+        self.flag(v.is_some());
+        if let Some(v) = v {
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn opt_bool(&mut self, v: Option<bool>) {
+        self.0.push(match v {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+    }
+
+    fn opt_time(&mut self, t: Option<&Timestamp>) {
+        self.flag(t.is_some());
+        if let Some(t) = t {
+            let nanos = time::OffsetDateTime::from(t.clone()).unix_timestamp_nanos();
+            self.0.extend_from_slice(&nanos.to_le_bytes());
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(RecordError::Length(self.pos))?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let at = self.pos;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| RecordError::Length(at))
+    }
+
+    fn flag(&mut self) -> Result<bool, RecordError> {
+        let at = self.pos;
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(RecordError::Length(at)),
+        }
+    }
+
+    fn str(&mut self) -> Result<String, RecordError> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
+        let at = self.pos;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::Utf8(at))
+    }
+
+    fn opt_str(&mut self) -> Result<Option<String>, RecordError> {
+        if self.flag()? {
+            self.str().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn opt_i32(&mut self) -> Result<Option<i32>, RecordError> {
+        if self.flag()? {
+            Ok(Some(i32::from_le_bytes(self.array()?)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn opt_bool(&mut self) -> Result<Option<bool>, RecordError> {
+        let at = self.pos;
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(false)),
+            2 => Ok(Some(true)),
+            _ => Err(RecordError::Length(at)),
+        }
+    }
+
+    fn opt_time(&mut self) -> Result<Option<Timestamp>, RecordError> {
+        if !self.flag()? {
+            return Ok(None);
+        }
+        let at = self.pos;
+        let nanos = i128::from_le_bytes(self.array()?);
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .map(|t| Some(Timestamp::from(t)))
+            .map_err(|_| RecordError::Time(at))
+    }
+}
+
+/// Calls `$m!(field, …)` with the string-like fields (plain strings and s3s string enums), in
+/// record order.
+macro_rules! string_fields {
+    ($m:ident) => {
+        $m!(
+            content_type,
+            content_encoding,
+            content_disposition,
+            content_language,
+            cache_control,
+            storage_class,
+            version_id,
+            server_side_encryption,
+            ssekms_key_id,
+            website_redirect_location,
+            expiration,
+            replication_status,
+            restore,
+            object_lock_mode,
+            object_lock_legal_hold_status,
+            accept_ranges,
+            checksum_crc32,
+            checksum_crc32c,
+            checksum_crc64nvme,
+            checksum_sha1,
+            checksum_sha256,
+            checksum_type
+        )
+    };
+}
+
+/// Plain strings and s3s's string enums, seen as the text stored in a record.
+trait RecordStr {
+    fn record_str(&self) -> &str;
+}
+
+impl RecordStr for String {
+    fn record_str(&self) -> &str {
+        self
+    }
+}
+
+macro_rules! record_str_via_as_str {
+    ($($t:ty),*) => { $( impl RecordStr for $t { fn record_str(&self) -> &str { self.as_str() } } )* };
+}
+
+record_str_via_as_str!(
+    s3s::dto::StorageClass,
+    s3s::dto::ServerSideEncryption,
+    s3s::dto::ReplicationStatus,
+    s3s::dto::ObjectLockMode,
+    s3s::dto::ObjectLockLegalHoldStatus,
+    s3s::dto::ChecksumType
+);
+
+/// Encodes `meta` as a record.
+#[must_use]
+pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(256));
+    w.0.extend_from_slice(MAGIC);
+    w.0.extend_from_slice(&meta.size.to_le_bytes());
+    match &meta.e_tag {
+        None => w.0.push(0),
+        Some(ETag::Strong(v)) => {
+            w.0.push(1);
+            w.str(v);
+        }
+        Some(ETag::Weak(v)) => {
+            w.0.push(2);
+            w.str(v);
+        }
+    }
+    w.opt_time(meta.last_modified.as_ref());
+    w.opt_time(meta.expires.as_ref());
+    w.opt_time(meta.object_lock_retain_until_date.as_ref());
+    macro_rules! write_strings {
+        ($($f:ident),*) => { $( w.opt_str(meta.$f.as_ref().map(RecordStr::record_str)); )* };
+    }
+    string_fields!(write_strings);
+    w.opt_bool(meta.bucket_key_enabled);
+    w.opt_i32(meta.missing_meta);
+    w.opt_i32(meta.parts_count);
+    w.opt_i32(meta.tag_count);
+    w.flag(meta.metadata.is_some());
+    if let Some(m) = &meta.metadata {
+        let mut pairs: Vec<_> = m.iter().collect();
+        pairs.sort();
+        w.0.extend_from_slice(&u32::try_from(pairs.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for (k, v) in pairs {
+            w.str(k);
+            w.str(v);
+        }
+    }
+    w.0
+}
+
+/// Decodes a record made by [`encode`].
+///
+/// # Errors
+/// [`RecordError`] when `buf` is not a complete record of this version.
+pub fn decode(buf: &[u8]) -> Result<ObjectMeta, RecordError> {
+    let mut r = Reader { buf, pos: 0 };
+    if r.take(4).map_err(|_| RecordError::Magic)? != MAGIC {
+        return Err(RecordError::Magic);
+    }
+    let mut meta = ObjectMeta {
+        size: u64::from_le_bytes(r.array()?),
+        ..ObjectMeta::default()
+    };
+    let at = r.pos;
+    meta.e_tag = match r.take(1)?[0] {
+        0 => None,
+        1 => Some(ETag::Strong(r.str()?)),
+        2 => Some(ETag::Weak(r.str()?)),
+        _ => return Err(RecordError::Length(at)),
+    };
+    meta.last_modified = r.opt_time()?;
+    meta.expires = r.opt_time()?;
+    meta.object_lock_retain_until_date = r.opt_time()?;
+    macro_rules! read_strings {
+        ($($f:ident),*) => { $( meta.$f = r.opt_str()?.map(Into::into); )* };
+    }
+    string_fields!(read_strings);
+    meta.bucket_key_enabled = r.opt_bool()?;
+    meta.missing_meta = r.opt_i32()?;
+    meta.parts_count = r.opt_i32()?;
+    meta.tag_count = r.opt_i32()?;
+    if r.flag()? {
+        let n = u32::from_le_bytes(r.array()?);
+        let mut m = Metadata::default();
+        for _ in 0..n {
+            let k = r.str()?;
+            let v = r.str()?;
+            m.insert(k, v);
+        }
+        meta.metadata = Some(m);
+    }
+    if r.pos != buf.len() {
+        return Err(RecordError::Length(r.pos));
+    }
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn full() -> ObjectMeta {
+        let mut metadata = Metadata::default();
+        metadata.insert("color".into(), "blue".into());
+        metadata.insert("ünï".into(), "cødé: {x}".into());
+        ObjectMeta {
+            size: 4096,
+            e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
+            last_modified: Some(Timestamp::from(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            )),
+            expires: Some(Timestamp::from(
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            )),
+            content_type: Some("text/plain; charset=utf-8".into()),
+            content_encoding: Some("gzip".into()),
+            content_disposition: Some("attachment; filename=\"a b.txt\"".into()),
+            content_language: Some("en".into()),
+            cache_control: Some("max-age=60".into()),
+            metadata: Some(metadata),
+            storage_class: Some("STANDARD".to_owned().into()),
+            version_id: Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()),
+            server_side_encryption: Some("AES256".to_owned().into()),
+            bucket_key_enabled: Some(false),
+            missing_meta: Some(0),
+            parts_count: Some(3),
+            tag_count: Some(2),
+            accept_ranges: Some("bytes".into()),
+            checksum_crc32: Some("NjowIA==".into()),
+            checksum_type: Some("FULL_OBJECT".to_owned().into()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        for meta in [
+            full(),
+            ObjectMeta::default(),
+            ObjectMeta {
+                e_tag: Some(ETag::Weak("w".into())),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(decode(&encode(&meta)).unwrap(), meta);
+        }
+    }
+
+    #[test]
+    fn is_compact() {
+        let len = encode(&full()).len();
+        assert!(len < 400, "record is {len} bytes");
+    }
+
+    #[test]
+    fn rejects_damage() {
+        let good = encode(&full());
+        assert_eq!(decode(b"nope"), Err(RecordError::Magic));
+        for cut in [4, 12, good.len() / 2, good.len() - 1] {
+            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+    }
+}
