@@ -60,6 +60,14 @@ pub struct CachePolicy {
     pub ttl: Option<Duration>,
 }
 
+impl CachePolicy {
+    /// The lifetime of an entry for `key`.
+    #[must_use]
+    pub fn ttl_for(&self, _key: &crate::key::CacheKey) -> Option<Duration> {
+        self.ttl
+    }
+}
+
 impl Default for CachePolicy {
     fn default() -> Self {
         Self {

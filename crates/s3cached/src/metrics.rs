@@ -76,6 +76,7 @@ pub struct Metrics {
     fills: Family<FillResult, Counter>,
     singleflight_waits: Counter,
     invalidations: Family<Op, Counter>,
+    tier_errors: Family<Tier, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -180,6 +181,12 @@ impl Metrics {
             "Cache entries invalidated by writes, by write operation",
             invalidations.clone(),
         );
+        let tier_errors = Family::<Tier, Counter>::default();
+        r.register(
+            "cache_tier_errors",
+            "Failed or timed-out tier operations (answered from the origin instead)",
+            tier_errors.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -196,6 +203,7 @@ impl Metrics {
             fills,
             singleflight_waits,
             invalidations,
+            tier_errors,
         }
     }
 
@@ -267,6 +275,11 @@ impl Metrics {
     /// Records an invalidation caused by a write operation.
     pub fn invalidation(&self, operation: &'static str) {
         self.invalidations.get_or_create(&Op { operation }).inc();
+    }
+
+    /// Records a failed tier operation.
+    pub fn tier_error(&self, tier: &'static str) {
+        self.tier_errors.get_or_create(&Tier { tier }).inc();
     }
 
     /// Sets a tier's size gauges.

@@ -10,8 +10,6 @@ pub mod write;
 
 use std::sync::Arc;
 
-use http::HeaderValue;
-
 use crate::config::CachePolicy;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -24,15 +22,25 @@ use self::read::FillOutcome;
 /// Response header naming what served a GET/HEAD: `hit-<tier>`, `miss` or `bypass`.
 pub const CACHE_STATUS_HEADER: &str = "x-s3cached";
 
+/// The `x-s3cached` value for a hit in the named tier.
+#[must_use]
+pub fn hit_header(tier: &str) -> http::HeaderValue {
+    match tier {
+        "memory" => http::HeaderValue::from_static("hit-memory"),
+        "redis" => http::HeaderValue::from_static("hit-redis"),
+        other => http::HeaderValue::from_str(&format!("hit-{other}"))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("hit")),
+    }
+}
+
 /// The read and write paths over one tier and one origin.
 pub struct Engine {
     origin: Origin,
     tier: Arc<dyn CacheTier>,
     metrics: Arc<Metrics>,
     policy: CachePolicy,
-    guard: WriteGuard,
+    guard: Arc<WriteGuard>,
     flights: Arc<Flights<FillOutcome>>,
-    hit_header: HeaderValue,
 }
 
 impl Engine {
@@ -44,16 +52,26 @@ impl Engine {
         metrics: Arc<Metrics>,
         policy: CachePolicy,
     ) -> Arc<Self> {
-        let hit_header = HeaderValue::from_str(&format!("hit-{}", tier.name()))
-            .unwrap_or_else(|_| HeaderValue::from_static("hit"));
+        Self::with_guard(origin, tier, metrics, policy, Arc::new(WriteGuard::new()))
+    }
+
+    /// Like [`Engine::new`], sharing `guard` with the tier (a tier that hears about writes
+    /// made by other processes records them in the same guard).
+    #[must_use]
+    pub fn with_guard(
+        origin: Origin,
+        tier: Arc<dyn CacheTier>,
+        metrics: Arc<Metrics>,
+        policy: CachePolicy,
+        guard: Arc<WriteGuard>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             origin,
             tier,
             metrics,
             policy,
-            guard: WriteGuard::new(),
+            guard,
             flights: Arc::new(Flights::new()),
-            hit_header,
         })
     }
 

@@ -17,12 +17,13 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tracing::{debug, warn};
 
-use super::{CACHE_STATUS_HEADER, Engine, body};
+use super::{CACHE_STATUS_HEADER, Engine, body, hit_header};
 use crate::conditional::{Conditions, Verdict};
 use crate::entry::{Entry, ObjectMeta};
 use crate::key::CacheKey;
 use crate::origin;
 use crate::range;
+use crate::tier::{FillToken, Lookup};
 
 /// How a fill ended, shared with every request that waited for it.
 #[derive(Clone)]
@@ -218,8 +219,9 @@ impl Engine {
             self.metrics.bypass("GetObject");
             return self.origin_get(req, BYPASS).await;
         };
-        if let Some(entry) = self.lookup(&key).await {
-            return self.answer_get(&entry, &params, self.hit_header.clone());
+        let lookup = self.lookup(&key).await;
+        if let Some(entry) = &lookup.entry {
+            return self.answer_get(entry, &params, hit_header(lookup.tier));
         }
         if params.range.is_some() {
             // A range of an uncached object: fetch only that range, and cache nothing.
@@ -227,9 +229,10 @@ impl Engine {
         }
         let engine = Arc::clone(self);
         let fill_key = key.clone();
+        let token = lookup.token;
         let (flight, leader) = self.flights.join_or_start(
             &key,
-            move || async move { engine.fill(fill_key).await },
+            move || async move { engine.fill(fill_key, token).await },
             || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
         );
         if !leader {
@@ -262,13 +265,15 @@ impl Engine {
             self.metrics.bypass("HeadObject");
             return self.origin_head(req, BYPASS).await;
         };
-        let Some(entry) = self.lookup(&key).await else {
+        let lookup = self.lookup(&key).await;
+        let Some(entry) = lookup.entry else {
             return self.origin_head(req, MISS).await;
         };
+        let hit = hit_header(lookup.tier);
         let meta = &entry.meta;
         match params.conditions.evaluate(meta) {
             Verdict::NotModified => {
-                return Err(not_modified(meta, self.hit_header.clone()));
+                return Err(not_modified(meta, hit));
             }
             Verdict::PreconditionFailed => {
                 return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
@@ -282,25 +287,17 @@ impl Engine {
             out.content_length = i64::try_from(span.end - span.start).ok();
         }
         apply_overrides!(&mut out, params);
-        Ok(with_status(out, self.hit_header.clone()))
+        Ok(with_status(out, hit))
     }
 
     /// Tier lookup; a failing tier counts as a miss (the origin still answers).
-    async fn lookup(&self, key: &CacheKey) -> Option<Arc<Entry>> {
-        let name = self.tier.name();
+    async fn lookup(&self, key: &CacheKey) -> Lookup {
         match self.tier.get(key).await {
-            Ok(Some(entry)) => {
-                self.metrics.hit(name);
-                Some(entry)
-            }
-            Ok(None) => {
-                self.metrics.miss(name);
-                None
-            }
+            Ok(lookup) => lookup,
             Err(e) => {
-                warn!(error = %e, %key, "cache lookup failed; reading from origin");
-                self.metrics.miss(name);
-                None
+                self.metrics.tier_error(self.tier.name());
+                debug!(error = %e, %key, "cache lookup failed; reading from origin");
+                Lookup::miss(FillToken::default())
             }
         }
     }
@@ -396,7 +393,7 @@ impl Engine {
 
     /// Reads the whole object from the origin and stores it, unless a write to the object
     /// was acknowledged since the read began (DESIGN.md §4.2).
-    async fn fill(self: Arc<Self>, key: CacheKey) -> FillOutcome {
+    async fn fill(self: Arc<Self>, key: CacheKey, token: FillToken) -> FillOutcome {
         let snapshot = self.guard.snapshot();
         let input = match GetObjectInput::builder()
             .bucket(key.bucket().to_owned())
@@ -450,22 +447,35 @@ impl Engine {
             }
         };
         let entry = Arc::new(Entry { meta, body: bytes });
-        self.store(key, Arc::clone(&entry), snapshot).await;
+        self.store(key, Arc::clone(&entry), snapshot, token).await;
         FillOutcome::Cached(entry)
     }
 
-    /// Inserts `entry` if no write to its object was recorded after `snapshot`.
-    pub(super) async fn store(&self, key: CacheKey, entry: Arc<Entry>, snapshot: u64) {
+    /// Inserts `entry` if no write to its object was recorded after `snapshot` in this process
+    /// nor, for shared tiers, after `token` was issued in any process.
+    pub(super) async fn store(
+        &self,
+        key: CacheKey,
+        entry: Arc<Entry>,
+        snapshot: u64,
+        token: FillToken,
+    ) {
         let Some(_permit) = self.guard.permit_insert(&key, snapshot).await else {
             self.metrics.fill("raced");
             debug!(%key, "a write overtook this fill; not storing it");
             return;
         };
-        match self.tier.insert(key.clone(), entry, self.policy.ttl).await {
-            Ok(()) => self.metrics.fill("stored"),
+        let ttl = self.policy.ttl_for(&key);
+        match self.tier.insert(key.clone(), entry, ttl, token).await {
+            Ok(true) => self.metrics.fill("stored"),
+            Ok(false) => {
+                self.metrics.fill("raced");
+                debug!(%key, "the shared tier saw a newer write; not storing this fill");
+            }
             Err(e) => {
                 self.metrics.fill("error");
-                warn!(%key, error = %e, "cache insert failed");
+                self.metrics.tier_error(self.tier.name());
+                debug!(%key, error = %e, "cache insert failed");
             }
         }
     }

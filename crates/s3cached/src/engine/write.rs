@@ -17,6 +17,7 @@ use super::body::Capture;
 use crate::entry::{Entry, ObjectMeta};
 use crate::key::CacheKey;
 use crate::origin;
+use crate::tier::FillToken;
 
 /// An object a write changes: its key and, when the write names one, the version.
 #[derive(Debug, Clone)]
@@ -106,12 +107,13 @@ impl Engine {
                 .origin
                 .call("PutObject", engine.origin.s3().put_object(req))
                 .await;
-            let sequence = engine.invalidate("PutObject", &target).await;
-            if let (Ok(resp), Some(capture), Some(len)) = (&result, capture, declared)
+            let (sequence, token) = engine.invalidate("PutObject", &target).await;
+            if let (Ok(resp), Some(capture), Some(len), Some(token)) =
+                (&result, capture, declared, token)
                 && let Some(bytes) = capture.take().filter(|b| b.len() as u64 == len)
             {
                 engine
-                    .write_through(&target.key, &resp.output, bytes, sequence)
+                    .write_through(&target.key, &resp.output, bytes, sequence, token)
                     .await;
             }
             result
@@ -133,6 +135,7 @@ impl Engine {
         put: &PutObjectOutput,
         bytes: bytes::Bytes,
         sequence: u64,
+        token: FillToken,
     ) {
         let head_input = match HeadObjectInput::builder()
             .bucket(key.bucket().to_owned())
@@ -167,26 +170,44 @@ impl Engine {
             return;
         }
         let meta = ObjectMeta::from_head_output(&head);
-        self.store(key.clone(), Arc::new(Entry { meta, body: bytes }), sequence)
-            .await;
+        self.store(
+            key.clone(),
+            Arc::new(Entry { meta, body: bytes }),
+            sequence,
+            token,
+        )
+        .await;
     }
 
     /// Removes what the cache holds for `target` and stops in-flight fills from storing stale
-    /// bytes. Returns the write's sequence number.
-    pub(super) async fn invalidate(&self, operation: &'static str, target: &Target) -> u64 {
+    /// bytes. Returns the write's sequence number and, when the tier took the invalidation,
+    /// the token a write-through presents (`None` when the tier failed: then nothing is
+    /// written through).
+    pub(super) async fn invalidate(
+        &self,
+        operation: &'static str,
+        target: &Target,
+    ) -> (u64, Option<FillToken>) {
         let latest = &target.key;
         let versioned = target
             .version
             .as_deref()
             .map(|v| latest.clone().with_version(Some(v)));
         let permit = self.guard.begin_write(latest).await;
-        for key in std::iter::once(latest).chain(versioned.as_ref()) {
+        let mut token = None;
+        // The latest version last: its token is the one a write-through presents.
+        for key in versioned.iter().chain(std::iter::once(latest)) {
             self.flights.forget(key);
-            if let Err(e) = self.tier.remove(key).await {
-                warn!(%key, error = %e, "cache invalidation failed");
-            }
+            token = match self.tier.invalidate(key).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.metrics.tier_error(self.tier.name());
+                    warn!(%key, error = %e, "cache invalidation failed");
+                    None
+                }
+            };
         }
         self.metrics.invalidation(operation);
-        permit.sequence
+        (permit.sequence, token)
     }
 }

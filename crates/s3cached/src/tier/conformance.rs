@@ -33,6 +33,44 @@ pub async fn run(tier: &dyn CacheTier) {
     versions_are_separate(tier).await;
     ttl_expires(tier).await;
     awkward_keys(tier).await;
+    if tier.shared() {
+        stale_fills_are_refused(tier).await;
+    }
+}
+
+/// A fill whose lookup preceded a write must not store (the shared-tier half of DESIGN §4.2).
+async fn stale_fills_are_refused(tier: &dyn CacheTier) {
+    let k = key("stale-fill");
+    let token = tier.get(&k).await.expect("get").token;
+    let fresh = tier.invalidate(&k).await.expect("invalidate");
+    let stored = tier
+        .insert(k.clone(), entry(b"old", "e1"), None, token)
+        .await
+        .expect("insert");
+    assert!(
+        !stored,
+        "{}: a fill older than a write must be refused",
+        tier.name()
+    );
+    assert!(tier.get(&k).await.expect("get").entry.is_none());
+    let stored = tier
+        .insert(k.clone(), entry(b"new", "e2"), None, fresh)
+        .await
+        .expect("insert");
+    assert!(stored, "{}: the write's own token must store", tier.name());
+    let got = tier.get(&k).await.expect("get").entry.expect("hit");
+    assert_eq!(got.body, Bytes::from_static(b"new"));
+}
+
+/// Stores like a fill does: with the token of a lookup made just before.
+async fn fill(tier: &dyn CacheTier, key: CacheKey, entry: Arc<Entry>, ttl: Option<Duration>) {
+    let token = tier.get(&key).await.expect("lookup before fill").token;
+    let stored = tier.insert(key, entry, ttl, token).await.expect("insert");
+    assert!(
+        stored,
+        "{}: a fill with a fresh token must store",
+        tier.name()
+    );
 }
 
 fn key(name: &str) -> CacheKey {
@@ -42,27 +80,26 @@ fn key(name: &str) -> CacheKey {
 async fn miss_then_hit(tier: &dyn CacheTier) {
     let k = key("miss-then-hit");
     assert!(
-        tier.get(&k).await.expect("get").is_none(),
+        tier.get(&k).await.expect("get").entry.is_none(),
         "{}: empty tier must miss",
         tier.name()
     );
     let e = entry(b"hello", "e1");
-    tier.insert(k.clone(), Arc::clone(&e), None)
+    fill(tier, k.clone(), Arc::clone(&e), None).await;
+    let got = tier
+        .get(&k)
         .await
-        .expect("insert");
-    let got = tier.get(&k).await.expect("get").expect("hit after insert");
+        .expect("get")
+        .entry
+        .expect("hit after insert");
     assert_eq!(*got, *e, "{}: entry must round-trip unchanged", tier.name());
 }
 
 async fn replace(tier: &dyn CacheTier) {
     let k = key("replace");
-    tier.insert(k.clone(), entry(b"old", "e1"), None)
-        .await
-        .expect("insert");
-    tier.insert(k.clone(), entry(b"new", "e2"), None)
-        .await
-        .expect("insert");
-    let got = tier.get(&k).await.expect("get").expect("hit");
+    fill(tier, k.clone(), entry(b"old", "e1"), None).await;
+    fill(tier, k.clone(), entry(b"new", "e2"), None).await;
+    let got = tier.get(&k).await.expect("get").entry.expect("hit");
     assert_eq!(
         got.body,
         Bytes::from_static(b"new"),
@@ -73,56 +110,51 @@ async fn replace(tier: &dyn CacheTier) {
 
 async fn remove(tier: &dyn CacheTier) {
     let k = key("remove");
-    tier.insert(k.clone(), entry(b"x", "e1"), None)
-        .await
-        .expect("insert");
-    tier.remove(&k).await.expect("remove");
+    fill(tier, k.clone(), entry(b"x", "e1"), None).await;
+    tier.invalidate(&k).await.expect("invalidate");
     assert!(
-        tier.get(&k).await.expect("get").is_none(),
+        tier.get(&k).await.expect("get").entry.is_none(),
         "{}: removed entry must miss",
         tier.name()
     );
-    tier.remove(&k)
+    tier.invalidate(&k)
         .await
-        .expect("removing an absent entry is not an error");
+        .expect("invalidating an absent entry is not an error");
 }
 
 async fn versions_are_separate(tier: &dyn CacheTier) {
     let latest = key("versions");
     let v1 = latest.clone().with_version(Some("v1"));
-    tier.insert(latest.clone(), entry(b"latest", "e2"), None)
-        .await
-        .expect("insert");
-    tier.insert(v1.clone(), entry(b"first", "e1"), None)
-        .await
-        .expect("insert");
-    tier.remove(&latest).await.expect("remove");
+    fill(tier, latest.clone(), entry(b"latest", "e2"), None).await;
+    fill(tier, v1.clone(), entry(b"first", "e1"), None).await;
+    tier.invalidate(&latest).await.expect("invalidate");
     let got = tier
         .get(&v1)
         .await
         .expect("get")
+        .entry
         .expect("version entry survives");
     assert_eq!(got.body, Bytes::from_static(b"first"));
 }
 
 async fn ttl_expires(tier: &dyn CacheTier) {
     let k = key("ttl");
-    tier.insert(
+    fill(
+        tier,
         k.clone(),
         entry(b"short-lived", "e1"),
         Some(Duration::from_millis(200)),
     )
-    .await
-    .expect("insert");
+    .await;
     assert!(
-        tier.get(&k).await.expect("get").is_some(),
+        tier.get(&k).await.expect("get").entry.is_some(),
         "{}: fresh entry must hit",
         tier.name()
     );
     // Poll instead of sleeping a fixed time: expiry may be lazy, but must happen.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if tier.get(&k).await.expect("get").is_none() {
+        if tier.get(&k).await.expect("get").entry.is_none() {
             break;
         }
         assert!(
@@ -137,10 +169,8 @@ async fn ttl_expires(tier: &dyn CacheTier) {
 async fn awkward_keys(tier: &dyn CacheTier) {
     for name in ["sp ace/ünï:cødé", "{tag}/x}{", "100%/a%2Fb", "a:b:c"] {
         let k = key(name);
-        tier.insert(k.clone(), entry(b"odd", "e1"), None)
-            .await
-            .expect("insert");
-        let got = tier.get(&k).await.expect("get");
+        fill(tier, k.clone(), entry(b"odd", "e1"), None).await;
+        let got = tier.get(&k).await.expect("get").entry;
         assert!(
             got.is_some(),
             "{}: key {name:?} must round-trip",
@@ -148,7 +178,7 @@ async fn awkward_keys(tier: &dyn CacheTier) {
         );
         let other = key(&format!("{name}-other"));
         assert!(
-            tier.get(&other).await.expect("get").is_none(),
+            tier.get(&other).await.expect("get").entry.is_none(),
             "{}: keys must not collide",
             tier.name()
         );

@@ -13,7 +13,7 @@ use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy as MokaPolicy;
 use moka::sync::Cache;
 
-use super::{CacheTier, TierError, TierStats};
+use super::{CacheTier, FillToken, Lookup, TierError, TierStats};
 use crate::config::EvictionPolicy;
 use crate::entry::Entry;
 use crate::key::CacheKey;
@@ -54,6 +54,7 @@ impl Expiry<CacheKey, Slot> for PerEntryTtl {
 /// The in-process tier.
 pub struct MemoryTier {
     cache: Cache<CacheKey, Slot>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl MemoryTier {
@@ -69,7 +70,7 @@ impl MemoryTier {
             .weigher(|_k: &CacheKey, v: &Slot| u32::try_from(v.entry.weight()).unwrap_or(u32::MAX))
             .eviction_policy(moka_policy)
             .expire_after(PerEntryTtl);
-        if let Some(metrics) = metrics {
+        if let Some(metrics) = metrics.clone() {
             builder = builder.eviction_listener(move |_k, _v, cause| match cause {
                 RemovalCause::Size => metrics.eviction(NAME, "size"),
                 RemovalCause::Expired => metrics.eviction(NAME, "expired"),
@@ -78,7 +79,29 @@ impl MemoryTier {
         }
         Self {
             cache: builder.build(),
+            metrics,
         }
+    }
+
+    /// Looks an entry up without counting a hit or miss.
+    #[must_use]
+    pub fn peek(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        self.cache.get(key).map(|slot| slot.entry)
+    }
+
+    /// Stores an entry unconditionally.
+    pub fn put(&self, key: CacheKey, entry: Arc<Entry>, ttl: Option<Duration>) {
+        self.cache.insert(key, Slot { entry, ttl });
+    }
+
+    /// Removes an entry.
+    pub fn remove(&self, key: &CacheKey) {
+        self.cache.invalidate(key);
+    }
+
+    /// Drops every entry (used when this process can no longer vouch for them).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
     }
 
     /// Runs moka's pending maintenance (evictions, expirations) now; tests use it to observe
@@ -94,8 +117,20 @@ impl CacheTier for MemoryTier {
         NAME
     }
 
-    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<Entry>>, TierError> {
-        Ok(self.cache.get(key).map(|slot| slot.entry))
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let entry = self.peek(key);
+        if let Some(m) = &self.metrics {
+            if entry.is_some() {
+                m.hit(NAME)
+            } else {
+                m.miss(NAME)
+            }
+        }
+        Ok(Lookup {
+            entry,
+            tier: NAME,
+            token: FillToken::default(),
+        })
     }
 
     async fn insert(
@@ -103,14 +138,16 @@ impl CacheTier for MemoryTier {
         key: CacheKey,
         entry: Arc<Entry>,
         ttl: Option<Duration>,
-    ) -> Result<(), TierError> {
-        self.cache.insert(key, Slot { entry, ttl });
-        Ok(())
+        _token: FillToken,
+    ) -> Result<bool, TierError> {
+        // In-process races are the engine's write guard's job; tokens matter to shared tiers.
+        self.put(key, entry, ttl);
+        Ok(true)
     }
 
-    async fn remove(&self, key: &CacheKey) -> Result<(), TierError> {
-        self.cache.invalidate(key);
-        Ok(())
+    async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError> {
+        self.remove(key);
+        Ok(FillToken::default())
     }
 
     fn stats(&self) -> TierStats {
@@ -148,7 +185,9 @@ mod tests {
         let tier = MemoryTier::new(100 * 1024, EvictionPolicy::Lru, Some(Arc::clone(&metrics)));
         for i in 0..20 {
             let key = CacheKey::new("bkt", &format!("k{i}")).unwrap();
-            tier.insert(key, entry(10 * 1024), None).await.unwrap();
+            tier.insert(key, entry(10 * 1024), None, FillToken::default())
+                .await
+                .unwrap();
         }
         tier.run_pending_tasks();
         let stats = tier.stats();
@@ -156,7 +195,7 @@ mod tests {
         assert!(stats.entries < 20 && stats.entries >= 5, "{stats:?}");
         // The newest entry is admitted under LRU.
         let newest = CacheKey::new("bkt", "k19").unwrap();
-        assert!(tier.get(&newest).await.unwrap().is_some());
+        assert!(tier.get(&newest).await.unwrap().entry.is_some());
         assert!(
             metrics
                 .encode()

@@ -47,30 +47,87 @@ pub struct TierStats {
     pub bytes: u64,
 }
 
+/// What a fill must present to store an entry: the state of the object's shared write
+/// generation (and of the process's invalidation channel) when its lookup missed. A shared
+/// tier refuses the insert when a write to the object happened since, in any process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FillToken {
+    /// The object's write generation in the shared tier (`None`: never written, or no shared
+    /// tier).
+    pub generation: Option<i64>,
+    /// The invalidation channel's connection epoch (see the tiered tier).
+    pub epoch: u64,
+}
+
+/// The result of a lookup.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// The entry, on a hit.
+    pub entry: Option<Arc<Entry>>,
+    /// Name of the tier that answered (on a hit).
+    pub tier: &'static str,
+    /// For a fill after a miss.
+    pub token: FillToken,
+}
+
+impl Lookup {
+    /// A miss carrying `token`.
+    #[must_use]
+    pub fn miss(token: FillToken) -> Self {
+        Self {
+            entry: None,
+            tier: "",
+            token,
+        }
+    }
+}
+
+/// Whether a tier can currently do its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierHealth {
+    /// Working.
+    Healthy,
+    /// Answering from the origin instead (the reason is for `/health`).
+    Degraded(String),
+}
+
 /// A place to keep cache entries.
 ///
 /// Contract: `get` after a completed `insert` returns that entry until it expires, is
-/// evicted or is removed; `remove` is complete when it returns (a later `get` misses).
+/// evicted or is invalidated; `invalidate` is complete when it returns (a later `get` misses,
+/// in every process sharing the tier). Tiers count their own hits and misses.
 #[async_trait]
 pub trait CacheTier: Send + Sync + 'static {
-    /// Short name used in metrics and in the `x-s3cached` response header.
+    /// Short name used in metrics, logs and `/health` (`memory`, `redis`, `memory+redis`).
     fn name(&self) -> &'static str;
 
     /// Looks an entry up.
-    async fn get(&self, key: &CacheKey) -> Result<Option<Arc<Entry>>, TierError>;
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError>;
 
-    /// Stores an entry, replacing any entry under the same key. `ttl` of `None` keeps it until
-    /// evicted or removed.
+    /// Stores an entry unless the object was written since `token` was issued; returns
+    /// whether it was stored. `ttl` of `None` keeps it until evicted or invalidated.
     async fn insert(
         &self,
         key: CacheKey,
         entry: Arc<Entry>,
         ttl: Option<Duration>,
-    ) -> Result<(), TierError>;
+        token: FillToken,
+    ) -> Result<bool, TierError>;
 
-    /// Removes an entry (no error when it is absent).
-    async fn remove(&self, key: &CacheKey) -> Result<(), TierError>;
+    /// Removes an entry and records a write to its object, so that fills holding an older
+    /// token are refused. Returns the token a write-through of the new object presents.
+    async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError>;
 
     /// Current size, for the `cache_entries` / `cache_bytes` gauges.
     fn stats(&self) -> TierStats;
+
+    /// True when other processes share this tier (fills are refused on stale tokens).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Health, for `/health`.
+    fn health(&self) -> TierHealth {
+        TierHealth::Healthy
+    }
 }
