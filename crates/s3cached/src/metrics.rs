@@ -77,6 +77,7 @@ pub struct Metrics {
     singleflight_waits: Counter,
     invalidations: Family<Op, Counter>,
     tier_errors: Family<Tier, Counter>,
+    tier_bypasses: Family<Tier, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -187,6 +188,12 @@ impl Metrics {
             "Failed or timed-out tier operations (answered from the origin instead)",
             tier_errors.clone(),
         );
+        let tier_bypasses = Family::<Tier, Counter>::default();
+        r.register(
+            "cache_tier_bypasses",
+            "Tier calls skipped while the tier's circuit breaker is open",
+            tier_bypasses.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -204,6 +211,7 @@ impl Metrics {
             singleflight_waits,
             invalidations,
             tier_errors,
+            tier_bypasses,
         }
     }
 
@@ -275,6 +283,11 @@ impl Metrics {
     /// Records an invalidation caused by a write operation.
     pub fn invalidation(&self, operation: &'static str) {
         self.invalidations.get_or_create(&Op { operation }).inc();
+    }
+
+    /// Records a tier call skipped because the tier's circuit breaker is open.
+    pub fn tier_bypass(&self, tier: &'static str) {
+        self.tier_bypasses.get_or_create(&Tier { tier }).inc();
     }
 
     /// Records a failed tier operation.

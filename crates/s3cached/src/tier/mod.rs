@@ -3,9 +3,11 @@
 //!
 //! The [`conformance`] module is one test suite that every tier must pass.
 
+pub mod breaker;
 pub mod conformance;
 pub mod memory;
 pub mod record;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,410 @@
+//! The shared Redis/Valkey tier (standalone, or cluster mode), with the key schema of
+//! [`RedisKeys`]: object bytes at `bucket:key`, metadata at `{bucket:key}:m`, a per-object
+//! write generation at `{bucket:key}:g`.
+//!
+//! - A hit is one round trip: `MGET body meta generation` (one slot).
+//! - Fills store body and metadata with one script that first checks the generation the
+//!   fill's lookup saw, so a fill that read the origin before another process's write is
+//!   refused (DESIGN.md §4.2, across processes). Both keys get the same TTL.
+//! - Invalidation deletes both keys and bumps the generation in one script.
+//! - An entry is served only when body and metadata are both present and agree on the size,
+//!   so an evicted half of an entry is a miss, never a wrong answer.
+//! - Objects larger than the inline limit are not stored here (they stay in the memory tier,
+//!   when there is one): Redis never holds one giant value.
+//! - Fail-open: every call is bounded by a timeout; a circuit breaker stops calls to a dead
+//!   server; the connection re-establishes itself in the background.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation};
+use tracing::{info, warn};
+
+use super::breaker::{Breaker, BreakerConfig};
+use super::record;
+use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
+use crate::entry::Entry;
+use crate::key::{CacheKey, RedisKeys};
+use crate::metrics::Metrics;
+
+/// Tier name in metrics and response headers.
+pub const NAME: &str = "redis";
+
+/// How long a generation key outlives the last write to its object. Fills are bounded far
+/// below this, so a fill can never miss a write because the generation key expired.
+const GENERATION_TTL_MS: u64 = 3_600_000;
+
+/// Which Redis to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (or a primary with replicas behind one endpoint): `redis://` or `rediss://`
+    /// URL, with optional `user:password@`.
+    Standalone {
+        /// The URL.
+        url: String,
+    },
+    /// Cluster mode: seed nodes as URLs or `host:port`.
+    Cluster {
+        /// Seed nodes.
+        nodes: Vec<String>,
+        /// Send reads to replicas.
+        read_from_replicas: bool,
+    },
+}
+
+/// Redis tier settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Where.
+    pub target: RedisTarget,
+    /// Bound on every Redis call; past it, the request is answered from the origin.
+    pub timeout: Duration,
+    /// Largest object stored in Redis.
+    pub inline_limit: u64,
+    /// Circuit breaker.
+    pub breaker: BreakerConfig,
+}
+
+impl RedisTarget {
+    /// The seed URLs, normalised to `redis://` URLs.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        let norm = |s: &String| {
+            if s.contains("://") {
+                s.clone()
+            } else {
+                format!("redis://{s}")
+            }
+        };
+        match self {
+            Self::Standalone { url } => vec![norm(url)],
+            Self::Cluster { nodes, .. } => nodes.iter().map(norm).collect(),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    async fn invoke<T: FromRedisValue>(&mut self, inv: &ScriptInvocation<'_>) -> RedisResult<T> {
+        match self {
+            Self::Single(c) => inv.invoke_async(c).await,
+            Self::Cluster(c) => inv.invoke_async(c).await,
+        }
+    }
+}
+
+async fn open(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
+    let connect_timeout = timeout.max(Duration::from_millis(500));
+    match target {
+        RedisTarget::Standalone { .. } => {
+            let client = redis::Client::open(target.urls().remove(0))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(2));
+            Ok(Conn::Single(
+                client.get_connection_manager_with_config(config).await?,
+            ))
+        }
+        RedisTarget::Cluster {
+            read_from_replicas, ..
+        } => {
+            let mut builder = ClusterClient::builder(target.urls())
+                .connection_timeout(connect_timeout)
+                .response_timeout(timeout)
+                .retries(1);
+            if *read_from_replicas {
+                builder = builder
+                    .read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy);
+            }
+            Ok(Conn::Cluster(
+                builder.build()?.get_async_connection().await?,
+            ))
+        }
+    }
+}
+
+const STORE_SCRIPT: &str = r"
+local g = redis.call('GET', KEYS[3])
+if (g or '') ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[2])
+end
+return 1
+";
+
+const INVALIDATE_SCRIPT: &str = r"
+redis.call('DEL', KEYS[1], KEYS[2])
+local g = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return g
+";
+
+/// The Redis tier.
+pub struct RedisTier {
+    config: RedisConfig,
+    conn: Arc<Mutex<Option<Conn>>>,
+    breaker: Breaker,
+    metrics: Arc<Metrics>,
+    store: Script,
+    invalidate: Script,
+}
+
+impl RedisTier {
+    /// Connects (or, when Redis is unreachable now, keeps trying in the background while the
+    /// tier answers every call with an error, so requests go to the origin).
+    pub async fn connect(config: RedisConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        let tier = Arc::new(Self {
+            conn: Arc::new(Mutex::new(None)),
+            breaker: Breaker::new(config.breaker),
+            metrics,
+            store: Script::new(STORE_SCRIPT),
+            invalidate: Script::new(INVALIDATE_SCRIPT),
+            config,
+        });
+        match open(&tier.config.target, tier.config.timeout).await {
+            Ok(conn) => {
+                *tier.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+                tier.check_eviction_policy(conn).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "Redis unreachable at start; serving from the origin until it is back");
+                let weak = Arc::downgrade(&tier);
+                tokio::spawn(async move { reconnect_loop(weak).await });
+            }
+        }
+        tier
+    }
+
+    fn unavailable(reason: impl std::fmt::Display) -> TierError {
+        TierError::Unavailable {
+            tier: NAME,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A connection, if the breaker lets a call through.
+    fn conn(&self) -> Result<Conn, TierError> {
+        if !self.breaker.allow() {
+            self.metrics.tier_bypass(NAME);
+            return Err(Self::unavailable("circuit open"));
+        }
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| Self::unavailable("not connected"))
+    }
+
+    /// Runs one call with the timeout, feeding the breaker.
+    async fn call<T>(
+        &self,
+        fut: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> Result<T, TierError> {
+        match tokio::time::timeout(self.config.timeout, fut).await {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.breaker.failure();
+                Err(Self::unavailable(e))
+            }
+            Err(_) => {
+                self.breaker.failure();
+                Err(Self::unavailable(format!(
+                    "no answer within {:?}",
+                    self.config.timeout
+                )))
+            }
+        }
+    }
+
+    async fn check_eviction_policy(&self, mut conn: Conn) {
+        let policy: RedisResult<Vec<String>> = conn
+            .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+            .await;
+        match policy.ok().and_then(|v| v.get(1).cloned()) {
+            Some(p) => {
+                info!(maxmemory_policy = %p, "Redis eviction policy");
+                if p == "noeviction" {
+                    warn!(
+                        "Redis maxmemory-policy is noeviction: once Redis is full, new entries are refused \
+                         (requests still succeed from the origin); use allkeys-lru, or volatile-lru with TTLs"
+                    );
+                }
+            }
+            None => info!(
+                "cannot read Redis maxmemory-policy (CONFIG may be disabled, as on ElastiCache)"
+            ),
+        }
+    }
+
+    /// Reads the eviction policy, for warnings about TTL rules that contradict it.
+    pub async fn eviction_policy(&self) -> Option<String> {
+        let mut conn = self.conn().ok()?;
+        let v: Vec<String> = self
+            .call(conn.query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy")))
+            .await
+            .ok()?;
+        v.get(1).cloned()
+    }
+}
+
+async fn reconnect_loop(tier: std::sync::Weak<RedisTier>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(t) = tier.upgrade() else { return };
+        match open(&t.config.target, t.config.timeout).await {
+            Ok(conn) => {
+                info!("connected to Redis");
+                *t.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+                t.breaker.success();
+                return;
+            }
+            Err(e) => {
+                delay = (delay * 2).min(Duration::from_secs(5));
+                tracing::debug!(error = %e, "Redis still unreachable");
+            }
+        }
+    }
+}
+
+fn parse_generation(raw: Option<&[u8]>) -> Option<i64> {
+    raw.and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+}
+
+#[async_trait]
+impl CacheTier for RedisTier {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let keys = RedisKeys::of(key);
+        let mut conn = self.conn()?;
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
+        let mut values: Vec<Option<Vec<u8>>> = self.call(conn.query(&cmd)).await?;
+        let generation = parse_generation(values.get(2).and_then(Option::as_deref));
+        let token = FillToken {
+            generation,
+            epoch: 0,
+        };
+        let (Some(Some(body)), Some(Some(meta))) =
+            (values.get_mut(0).map(Option::take), values.get(1))
+        else {
+            self.metrics.miss(NAME);
+            return Ok(Lookup::miss(token));
+        };
+        let meta = match record::decode(meta) {
+            Ok(m) if m.size == body.len() as u64 => m,
+            Ok(_) | Err(_) => {
+                // Half an entry (one key evicted, or written by another version): a miss.
+                self.metrics.miss(NAME);
+                return Ok(Lookup::miss(token));
+            }
+        };
+        self.metrics.hit(NAME);
+        Ok(Lookup {
+            entry: Some(Arc::new(Entry {
+                meta,
+                body: Bytes::from(body),
+            })),
+            tier: NAME,
+            token,
+        })
+    }
+
+    async fn insert(
+        &self,
+        key: CacheKey,
+        entry: Arc<Entry>,
+        ttl: Option<Duration>,
+        token: FillToken,
+    ) -> Result<bool, TierError> {
+        if entry.body.len() as u64 > self.config.inline_limit {
+            // Not kept in Redis; callers see it as stored where it could be (the memory tier).
+            return Ok(true);
+        }
+        let keys = RedisKeys::of(&key);
+        let mut conn = self.conn()?;
+        let expected = token.generation.map(|g| g.to_string()).unwrap_or_default();
+        let ttl_ms = ttl.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        let mut inv = self.store.prepare_invoke();
+        inv.key(&keys.body)
+            .key(&keys.meta)
+            .key(&keys.generation)
+            .arg(expected)
+            .arg(ttl_ms)
+            .arg(entry.body.as_ref())
+            .arg(record::encode(&entry.meta));
+        let stored: i64 = self.call(conn.invoke(&inv)).await?;
+        Ok(stored == 1)
+    }
+
+    async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError> {
+        let keys = RedisKeys::of(key);
+        let mut conn = self.conn()?;
+        let mut inv = self.invalidate.prepare_invoke();
+        inv.key(&keys.body)
+            .key(&keys.meta)
+            .key(&keys.generation)
+            .arg(GENERATION_TTL_MS);
+        let generation: i64 = self.call(conn.invoke(&inv)).await?;
+        Ok(FillToken {
+            generation: Some(generation),
+            epoch: 0,
+        })
+    }
+
+    fn stats(&self) -> TierStats {
+        // Redis' size is Redis' business (INFO memory); this process does not track it.
+        TierStats::default()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn health(&self) -> TierHealth {
+        let connected = self
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if !connected {
+            TierHealth::Degraded("redis: not connected".to_owned())
+        } else if self.breaker.is_open() {
+            TierHealth::Degraded("redis: failing, requests served from the origin".to_owned())
+        } else {
+            TierHealth::Healthy
+        }
+    }
+}
