@@ -9,9 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
     CachePolicy, ClientAuth, Credentials, EvictionPolicy, MemoryConfig, OriginConfig, ServeConfig,
+    TierConfig, TtlRule,
 };
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
+use s3cached::tier::breaker::BreakerConfig;
+use s3cached::tier::bus::BusConfig;
+use s3cached::tier::redis::{RedisConfig, RedisTarget};
 use tracing::{info, warn};
 
 /// Access key used in development mode when no client credentials are configured.
@@ -109,6 +113,42 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_TTL", default_value = "5m")]
     ttl: String,
 
+    /// Per-prefix lifetime, `BUCKET/PREFIX=DURATION` (ms, s, m, h, d) or `=none` to pin;
+    /// repeatable; the longest matching prefix wins over --ttl.
+    #[arg(long = "ttl-rule", env = "S3CACHED_TTL_RULES", value_delimiter = ',')]
+    ttl_rules: Vec<TtlRule>,
+
+    /// Which tiers hold entries: memory (in-process), redis (shared), or memory+redis (memory
+    /// over a shared Redis, kept coherent across processes).
+    #[arg(long, env = "S3CACHED_TIER", value_enum, default_value_t = TierMode::Memory)]
+    tier: TierMode,
+
+    /// Redis/Valkey URL for the redis tiers: redis://[user:password@]host:port[/db], or
+    /// rediss:// for TLS.
+    #[arg(long, env = "S3CACHED_REDIS_URL", conflicts_with = "redis_cluster")]
+    redis_url: Option<String>,
+
+    /// Redis Cluster seed nodes (host:port,… or URLs), for cluster mode.
+    #[arg(long, env = "S3CACHED_REDIS_CLUSTER", value_delimiter = ',')]
+    redis_cluster: Vec<String>,
+
+    /// In cluster mode, read from replicas.
+    #[arg(long, env = "S3CACHED_REDIS_READ_FROM_REPLICAS")]
+    redis_read_from_replicas: bool,
+
+    /// Bound on every Redis call; past it the request is answered from the origin.
+    #[arg(long, env = "S3CACHED_REDIS_TIMEOUT", default_value = "100ms")]
+    redis_timeout: humantime::Duration,
+
+    /// Largest object stored in Redis (larger cacheable objects stay in the memory tier).
+    #[arg(long, env = "S3CACHED_REDIS_INLINE_LIMIT", default_value = "1MiB")]
+    redis_inline_limit: ByteSize,
+
+    /// How long a write waits for other processes to confirm they dropped the old object
+    /// (memory+redis).
+    #[arg(long, env = "S3CACHED_COHERENCE_TIMEOUT", default_value = "500ms")]
+    coherence_timeout: humantime::Duration,
+
     /// Memory tier eviction policy.
     #[arg(long, env = "S3CACHED_EVICTION", value_enum, default_value_t = Eviction::Lru)]
     eviction: Eviction,
@@ -116,6 +156,17 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[arg(long, env = "S3CACHED_SHUTDOWN_GRACE", default_value = "30s")]
     shutdown_grace: humantime::Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TierMode {
+    /// In-process memory tier only.
+    Memory,
+    /// Shared Redis/Valkey only.
+    Redis,
+    /// Memory over Redis.
+    #[value(name = "memory+redis")]
+    MemoryRedis,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -226,6 +277,35 @@ impl ServeArgs {
                 self.memory_capacity
             );
         }
+        let redis_target = match (self.redis_url, self.redis_cluster.is_empty()) {
+            (Some(url), _) => Some(RedisTarget::Standalone { url }),
+            (None, false) => Some(RedisTarget::Cluster {
+                nodes: self.redis_cluster,
+                read_from_replicas: self.redis_read_from_replicas,
+            }),
+            (None, true) => None,
+        };
+        let redis = |target: RedisTarget| RedisConfig {
+            target,
+            timeout: self.redis_timeout.into(),
+            inline_limit: self.redis_inline_limit.bytes(),
+            breaker: BreakerConfig::default(),
+        };
+        let tier = match (self.tier, redis_target) {
+            (TierMode::Memory, _) => TierConfig::Memory,
+            (TierMode::Redis, Some(t)) => TierConfig::Redis(redis(t)),
+            (TierMode::MemoryRedis, Some(t)) => TierConfig::MemoryRedis(
+                redis(t),
+                BusConfig {
+                    ack_timeout: self.coherence_timeout.into(),
+                    ..BusConfig::default()
+                },
+            ),
+            (_, None) => bail!(
+                "--tier {:?} needs --redis-url or --redis-cluster",
+                self.tier
+            ),
+        };
         Ok(ServeConfig {
             listen: self.listen,
             admin_listen,
@@ -242,9 +322,11 @@ impl ServeArgs {
                     Eviction::TinyLfu => EvictionPolicy::TinyLfu,
                 },
             },
+            tier,
             policy: CachePolicy {
                 max_object_size: self.max_object_size.bytes(),
                 ttl: parse_ttl(&self.ttl)?,
+                ttl_rules: self.ttl_rules,
             },
             shutdown_grace: self.shutdown_grace.into(),
         })

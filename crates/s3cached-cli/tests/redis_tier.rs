@@ -125,3 +125,40 @@ async fn a_dead_redis_fails_fast_and_recovers() {
             .contains("s3cached_cache_tier_bypasses_total{tier=\"redis\"}")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_over_redis() {
+    use s3cached::engine::guard::WriteGuard;
+    use s3cached::tier::bus::{Bus, BusConfig};
+    use s3cached::tier::memory::MemoryTier;
+    use s3cached::tier::tiered::Tiered;
+
+    let server = RedisServer::start();
+    let metrics = Arc::new(Metrics::new());
+    let cfg = config(RedisTarget::Standalone { url: server.url() });
+    let l2 = RedisTier::connect(cfg.clone(), Arc::clone(&metrics)).await;
+    let l1 = Arc::new(MemoryTier::new(
+        64 << 20,
+        s3cached::config::EvictionPolicy::Lru,
+        None,
+    ));
+    let guard = Arc::new(WriteGuard::new());
+    let bus_cfg = BusConfig {
+        heartbeat: Duration::from_millis(100),
+        ack_timeout: Duration::from_millis(500),
+    };
+    let bus = Bus::start(
+        cfg.target.urls(),
+        bus_cfg,
+        Arc::clone(&l1),
+        Arc::clone(&guard),
+        Arc::clone(&metrics),
+    );
+    let tier = Tiered::new(l1, l2, Arc::clone(&bus), guard, metrics, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !bus.is_coherent() {
+        assert!(std::time::Instant::now() < deadline, "bus never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conformance::run(&tier).await;
+}

@@ -56,15 +56,90 @@ pub enum EvictionPolicy {
 pub struct CachePolicy {
     /// Objects larger than this are streamed through and never buffered.
     pub max_object_size: u64,
-    /// Lifetime of an entry; `None` keeps entries until evicted or invalidated.
+    /// Lifetime of an entry; `None` keeps entries until evicted or invalidated ("pinned").
+    pub ttl: Option<Duration>,
+    /// Per-prefix lifetimes; the longest matching prefix wins over `ttl`.
+    pub ttl_rules: Vec<TtlRule>,
+}
+
+/// A lifetime for the objects under one bucket prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtlRule {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix (may be empty: the whole bucket).
+    pub prefix: String,
+    /// Lifetime; `None` pins the entries.
     pub ttl: Option<Duration>,
 }
 
+/// A `--ttl-rule` that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid TTL rule {0:?}: expected BUCKET/PREFIX=DURATION, e.g. media/thumbs/=300s or media/=none"
+)]
+pub struct TtlRuleError(pub String);
+
+impl std::str::FromStr for TtlRule {
+    type Err = TtlRuleError;
+
+    /// `bucket/prefix=300s`, `bucket=1h`, `bucket/pinned/=none`. Durations take `ms`, `s`,
+    /// `m`, `h` or `d`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || TtlRuleError(s.to_owned());
+        let (path, ttl) = s.rsplit_once('=').ok_or_else(err)?;
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        crate::key::validate_bucket(bucket).map_err(|_| err())?;
+        let ttl = if ttl.trim().eq_ignore_ascii_case("none") {
+            None
+        } else {
+            Some(parse_duration(ttl).ok_or_else(err)?)
+        };
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            ttl,
+        })
+    }
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
+
 impl CachePolicy {
-    /// The lifetime of an entry for `key`.
+    /// The lifetime of an entry for `key`: the longest matching rule's, else the default.
     #[must_use]
-    pub fn ttl_for(&self, _key: &crate::key::CacheKey) -> Option<Duration> {
-        self.ttl
+    pub fn ttl_for(&self, key: &crate::key::CacheKey) -> Option<Duration> {
+        self.ttl_rules
+            .iter()
+            .filter(|r| r.bucket == key.bucket() && key.key().starts_with(&r.prefix))
+            .max_by_key(|r| r.prefix.len())
+            .map_or(self.ttl, |r| r.ttl)
+    }
+
+    /// True when some entries are stored without a TTL.
+    #[must_use]
+    pub fn pins_anything(&self) -> bool {
+        self.ttl.is_none() || self.ttl_rules.iter().any(|r| r.ttl.is_none())
+    }
+
+    /// True when some entries carry a TTL.
+    #[must_use]
+    pub fn expires_anything(&self) -> bool {
+        self.ttl.is_some() || self.ttl_rules.iter().any(|r| r.ttl.is_some())
     }
 }
 
@@ -73,8 +148,20 @@ impl Default for CachePolicy {
         Self {
             max_object_size: 8 << 20,
             ttl: Some(Duration::from_secs(300)),
+            ttl_rules: Vec::new(),
         }
     }
+}
+
+/// Which tiers hold entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierConfig {
+    /// In-process memory only (no other server needed).
+    Memory,
+    /// Redis/Valkey only, shared by every process that uses it.
+    Redis(crate::tier::redis::RedisConfig),
+    /// Memory (L1) over Redis (L2), kept coherent across processes by the invalidation bus.
+    MemoryRedis(crate::tier::redis::RedisConfig, crate::tier::bus::BusConfig),
 }
 
 /// Memory tier settings.
@@ -117,10 +204,66 @@ pub struct ServeConfig {
     pub origin: OriginConfig,
     /// Client authentication.
     pub auth: ClientAuth,
-    /// Memory tier.
+    /// Memory tier (used by `Memory` and `MemoryRedis`).
     pub memory: MemoryConfig,
+    /// Which tiers.
+    pub tier: TierConfig,
     /// Caching rules.
     pub policy: CachePolicy,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::CacheKey;
+
+    #[test]
+    fn ttl_rules_parse() {
+        let r: TtlRule = "media/thumbs/=300s".parse().unwrap();
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.ttl),
+            ("media", "thumbs/", Some(Duration::from_secs(300)))
+        );
+        let r: TtlRule = "media=none".parse().unwrap();
+        assert_eq!((r.prefix.as_str(), r.ttl), ("", None));
+        let r: TtlRule = "media/a=b/=2h".parse().unwrap();
+        assert_eq!(
+            (r.prefix.as_str(), r.ttl),
+            ("a=b/", Some(Duration::from_secs(7200)))
+        );
+        for bad in [
+            "media",
+            "media/x=",
+            "media/x=soon",
+            "Bad/x=1s",
+            "media/x=0s",
+            "/x=1s",
+        ] {
+            assert!(bad.parse::<TtlRule>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let policy = CachePolicy {
+            ttl: Some(Duration::from_secs(60)),
+            ttl_rules: vec![
+                "m/=10s".parse().unwrap(),
+                "m/a/=none".parse().unwrap(),
+                "m/a/b/=5s".parse().unwrap(),
+            ],
+            ..CachePolicy::default()
+        };
+        let ttl = |k: &str| policy.ttl_for(&CacheKey::new("m", k).unwrap());
+        assert_eq!(ttl("x"), Some(Duration::from_secs(10)));
+        assert_eq!(ttl("a/x"), None);
+        assert_eq!(ttl("a/b/x"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            policy.ttl_for(&CacheKey::new("other", "a/x").unwrap()),
+            Some(Duration::from_secs(60))
+        );
+        assert!(policy.pins_anything() && policy.expires_anything());
+    }
 }

@@ -59,6 +59,13 @@ pub struct FillResult {
     pub result: &'static str,
 }
 
+/// Labels: message direction on the invalidation bus.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Direction {
+    /// `sent` or `received`.
+    pub direction: &'static str,
+}
+
 /// The metric set of one s3cached process.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -78,6 +85,8 @@ pub struct Metrics {
     invalidations: Family<Op, Counter>,
     tier_errors: Family<Tier, Counter>,
     tier_bypasses: Family<Tier, Counter>,
+    bus_messages: Family<Direction, Counter>,
+    bus_ack_timeouts: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -194,6 +203,18 @@ impl Metrics {
             "Tier calls skipped while the tier's circuit breaker is open",
             tier_bypasses.clone(),
         );
+        let bus_messages = Family::<Direction, Counter>::default();
+        r.register(
+            "bus_invalidations",
+            "Invalidations sent to and received from other processes sharing the Redis tier",
+            bus_messages.clone(),
+        );
+        let bus_ack_timeouts = Counter::default();
+        r.register(
+            "bus_ack_timeouts",
+            "Writes whose invalidation some live peer did not acknowledge in time",
+            bus_ack_timeouts.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -212,6 +233,8 @@ impl Metrics {
             invalidations,
             tier_errors,
             tier_bypasses,
+            bus_messages,
+            bus_ack_timeouts,
         }
     }
 
@@ -288,6 +311,18 @@ impl Metrics {
     /// Records a tier call skipped because the tier's circuit breaker is open.
     pub fn tier_bypass(&self, tier: &'static str) {
         self.tier_bypasses.get_or_create(&Tier { tier }).inc();
+    }
+
+    /// Records an invalidation sent to or received from peers.
+    pub fn bus_message(&self, direction: &'static str) {
+        self.bus_messages
+            .get_or_create(&Direction { direction })
+            .inc();
+    }
+
+    /// Records a write whose peers did not all acknowledge in time.
+    pub fn bus_ack_timeout(&self) {
+        self.bus_ack_timeouts.inc();
     }
 
     /// Records a failed tier operation.

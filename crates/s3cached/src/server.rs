@@ -24,13 +24,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::{OriginConfig, ServeConfig};
+use crate::config::{CachePolicy, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
+use crate::engine::guard::WriteGuard;
 use crate::front::Front;
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
 use crate::tier::CacheTier;
+use crate::tier::TierHealth;
+use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
+use crate::tier::redis::RedisTier;
+use crate::tier::tiered::Tiered;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,12 +89,15 @@ impl Server {
                  (set --origin-endpoint or AWS_ENDPOINT_URL / AWS_REGION to front real S3)"
             );
         }
-        let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::new(
-            config.memory.capacity,
-            config.memory.eviction,
-            Some(Arc::clone(&metrics)),
-        ));
-        let engine = Engine::new(origin, tier, Arc::clone(&metrics), config.policy.clone());
+        let guard = Arc::new(WriteGuard::new());
+        let tier = build_tier(&config, &guard, &metrics).await;
+        let engine = Engine::with_guard(
+            origin,
+            tier,
+            Arc::clone(&metrics),
+            config.policy.clone(),
+            guard,
+        );
         let service = build_service(&config, Front::new(Arc::clone(&engine)))?;
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
@@ -183,6 +191,68 @@ impl Server {
     }
 }
 
+/// Builds the configured tiers (connecting to Redis in the background when it is down).
+async fn build_tier(
+    config: &ServeConfig,
+    guard: &Arc<WriteGuard>,
+    metrics: &Arc<Metrics>,
+) -> Arc<dyn CacheTier> {
+    let memory = || {
+        Arc::new(MemoryTier::new(
+            config.memory.capacity,
+            config.memory.eviction,
+            Some(Arc::clone(metrics)),
+        ))
+    };
+    match &config.tier {
+        TierConfig::Memory => memory(),
+        TierConfig::Redis(redis) => {
+            let l2 = RedisTier::connect(redis.clone(), Arc::clone(metrics)).await;
+            warn_about_eviction(&l2, &config.policy).await;
+            l2
+        }
+        TierConfig::MemoryRedis(redis, bus) => {
+            let l1 = memory();
+            let l2 = RedisTier::connect(redis.clone(), Arc::clone(metrics)).await;
+            warn_about_eviction(&l2, &config.policy).await;
+            let bus = Bus::start(
+                redis.target.urls(),
+                *bus,
+                Arc::clone(&l1),
+                Arc::clone(guard),
+                Arc::clone(metrics),
+            );
+            Arc::new(Tiered::new(
+                l1,
+                l2,
+                bus,
+                Arc::clone(guard),
+                Arc::clone(metrics),
+                config.policy.ttl,
+            ))
+        }
+    }
+}
+
+/// Warns when Redis' eviction policy contradicts the TTL settings.
+async fn warn_about_eviction(redis: &RedisTier, policy: &CachePolicy) {
+    let Some(p) = redis.eviction_policy().await else {
+        return;
+    };
+    if p.starts_with("volatile-") && !policy.expires_anything() {
+        warn!(
+            maxmemory_policy = %p,
+            "Redis evicts only keys with a TTL, and every entry is pinned (--ttl none): a full Redis \
+             will refuse new entries"
+        );
+    } else if p.starts_with("allkeys-") && policy.pins_anything() {
+        warn!(
+            maxmemory_policy = %p,
+            "pinned entries (TTL none) are still evicted under allkeys-*; use volatile-lru to protect them"
+        );
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -255,11 +325,21 @@ fn admin_response(engine: &Engine, req: &Request<Incoming>) -> Response<Full<Byt
                 engine.metrics().encode(),
             )
         }
-        "/health" => (
-            StatusCode::OK,
-            "application/json",
-            format!(r#"{{"status":"ok","tier":"{}"}}"#, engine.tier().name()),
-        ),
+        // The service answers from the origin even when a tier is down: 200 with the tier's
+        // state, so orchestrators do not restart a process that works.
+        "/health" => {
+            let body = match engine.tier().health() {
+                TierHealth::Healthy => {
+                    format!(r#"{{"status":"ok","tier":"{}"}}"#, engine.tier().name())
+                }
+                TierHealth::Degraded(reason) => format!(
+                    r#"{{"status":"degraded","tier":"{}","reason":"{}"}}"#,
+                    engine.tier().name(),
+                    reason.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
+            };
+            (StatusCode::OK, "application/json", body)
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

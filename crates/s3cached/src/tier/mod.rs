@@ -4,10 +4,12 @@
 //! The [`conformance`] module is one test suite that every tier must pass.
 
 pub mod breaker;
+pub mod bus;
 pub mod conformance;
 pub mod memory;
 pub mod record;
 pub mod redis;
+pub mod tiered;
 
 use std::sync::Arc;
 use std::time::Duration;

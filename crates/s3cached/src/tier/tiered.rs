@@ -1,0 +1,155 @@
+//! `memory+redis`: the in-process memory tier (L1) over the shared Redis tier (L2).
+//!
+//! A lookup tries L1, then L2; an L2 hit is copied into L1. Fills store into L2 first (which
+//! refuses them when another process wrote the object since the lookup) and then into L1.
+//! Invalidations empty L1, invalidate L2 and go out on the [`Bus`] so every other process
+//! empties its L1 too before the write is acknowledged. L1 is used only while the bus can
+//! vouch for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::debug;
+
+use super::bus::Bus;
+use super::memory::{self, MemoryTier};
+use super::redis::RedisTier;
+use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
+use crate::engine::guard::WriteGuard;
+use crate::entry::Entry;
+use crate::key::CacheKey;
+use crate::metrics::Metrics;
+
+/// Tier name in metrics and `/health`.
+pub const NAME: &str = "memory+redis";
+
+/// L1 over L2.
+pub struct Tiered {
+    l1: Arc<MemoryTier>,
+    l2: Arc<RedisTier>,
+    bus: Arc<Bus>,
+    guard: Arc<WriteGuard>,
+    metrics: Arc<Metrics>,
+    /// Lifetime of an entry copied from L2 into L1.
+    l1_ttl: Option<Duration>,
+}
+
+impl Tiered {
+    /// Composes the tiers. `guard` must be the engine's, so writes heard from peers and local
+    /// fills are ordered by the same locks.
+    #[must_use]
+    pub fn new(
+        l1: Arc<MemoryTier>,
+        l2: Arc<RedisTier>,
+        bus: Arc<Bus>,
+        guard: Arc<WriteGuard>,
+        metrics: Arc<Metrics>,
+        l1_ttl: Option<Duration>,
+    ) -> Self {
+        Self {
+            l1,
+            l2,
+            bus,
+            guard,
+            metrics,
+            l1_ttl,
+        }
+    }
+
+    /// The bus (for tests and `/health`).
+    #[must_use]
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
+    }
+}
+
+#[async_trait]
+impl CacheTier for Tiered {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let epoch = self.bus.epoch();
+        let coherent = self.bus.is_coherent();
+        if coherent && let Some(entry) = self.l1.peek(key) {
+            self.metrics.hit(memory::NAME);
+            return Ok(Lookup {
+                entry: Some(entry),
+                tier: memory::NAME,
+                token: FillToken {
+                    generation: None,
+                    epoch,
+                },
+            });
+        }
+        self.metrics.miss(memory::NAME);
+        let snapshot = self.guard.snapshot();
+        let mut lookup = self.l2.get(key).await?;
+        lookup.token.epoch = epoch;
+        if let Some(entry) = &lookup.entry
+            && coherent
+            && self.bus.epoch() == epoch
+            && let Some(_permit) = self.guard.permit_insert(key, snapshot).await
+        {
+            self.l1.put(key.clone(), Arc::clone(entry), self.l1_ttl);
+        }
+        Ok(lookup)
+    }
+
+    async fn insert(
+        &self,
+        key: CacheKey,
+        entry: Arc<Entry>,
+        ttl: Option<Duration>,
+        token: FillToken,
+    ) -> Result<bool, TierError> {
+        match self
+            .l2
+            .insert(key.clone(), Arc::clone(&entry), ttl, token)
+            .await
+        {
+            Ok(false) => return Ok(false),
+            Ok(true) => {}
+            // L2 down: peers' writes still reach this process's guard through the bus (or the
+            // bus is down too and L1 is not trusted), so L1 may take the entry.
+            Err(e) => {
+                self.metrics.tier_error(super::redis::NAME);
+                debug!(%key, error = %e, "redis insert failed; memory tier only");
+            }
+        }
+        if self.bus.is_coherent() && self.bus.epoch() == token.epoch {
+            self.l1.put(key, entry, ttl);
+        }
+        Ok(true)
+    }
+
+    async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError> {
+        self.l1.remove(key);
+        let l2 = self.l2.invalidate(key).await;
+        if let Err(e) = self.bus.broadcast(key).await {
+            debug!(%key, error = %e, "peers not told about this write");
+        }
+        let mut token = l2?;
+        token.epoch = self.bus.epoch();
+        Ok(token)
+    }
+
+    fn stats(&self) -> TierStats {
+        self.l1.stats()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn health(&self) -> TierHealth {
+        match self.l2.health() {
+            TierHealth::Healthy if !self.bus.is_coherent() => TierHealth::Degraded(
+                "memory tier not in use: invalidation bus connecting".to_owned(),
+            ),
+            other => other,
+        }
+    }
+}
