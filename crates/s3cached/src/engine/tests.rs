@@ -202,6 +202,7 @@ fn setup() -> Setup {
         CachePolicy {
             max_object_size: 1 << 20,
             ttl: None,
+            ttl_rules: Vec::new(),
         },
     );
     Setup {
