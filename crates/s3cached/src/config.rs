@@ -250,13 +250,13 @@ mod tests {
         let policy = CachePolicy {
             ttl: Some(Duration::from_secs(60)),
             ttl_rules: vec![
-                "m/=10s".parse().unwrap(),
-                "m/a/=none".parse().unwrap(),
-                "m/a/b/=5s".parse().unwrap(),
+                "med/=10s".parse().unwrap(),
+                "med/a/=none".parse().unwrap(),
+                "med/a/b/=5s".parse().unwrap(),
             ],
             ..CachePolicy::default()
         };
-        let ttl = |k: &str| policy.ttl_for(&CacheKey::new("m", k).unwrap());
+        let ttl = |k: &str| policy.ttl_for(&CacheKey::new("med", k).unwrap());
         assert_eq!(ttl("x"), Some(Duration::from_secs(10)));
         assert_eq!(ttl("a/x"), None);
         assert_eq!(ttl("a/b/x"), Some(Duration::from_secs(5)));
