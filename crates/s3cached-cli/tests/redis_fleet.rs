@@ -351,3 +351,55 @@ async fn a_cluster_failover_fails_no_request() {
             > 0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
+    let b = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
+    wait_healthy(&a).await;
+    wait_healthy(&b).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bucket = support::shared().new_bucket("contend").await;
+    let mut writers = Vec::new();
+    for (name, p) in [("a", &a), ("b", &b)] {
+        let (c, bucket) = (p.client(KEY, SECRET), bucket.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let body = format!("{name}-{i}").into_bytes();
+                c.put_object()
+                    .bucket(&bucket)
+                    .key("same")
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let started = Instant::now();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    for p in [&a, &b] {
+        assert_eq!(
+            p.metric_value("s3cached_bus_ack_timeouts_total").await,
+            0.0,
+            "writers waited out an ack timeout"
+        );
+    }
+    let truth = get(&support::shared().client(), &bucket, "same")
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&a.client(KEY, SECRET), &bucket, "same").await.unwrap(),
+        truth
+    );
+    assert_eq!(
+        get(&b.client(KEY, SECRET), &bucket, "same").await.unwrap(),
+        truth
+    );
+    eprintln!("80 contending writes took {elapsed:?}");
+}

@@ -195,8 +195,9 @@ impl Engine {
             .map(|v| latest.clone().with_version(Some(v)));
         let permit = self.guard.begin_write(latest).await;
         let mut token = None;
+        let keys: Vec<&CacheKey> = versioned.iter().chain(std::iter::once(latest)).collect();
         // The latest version last: its token is the one a write-through presents.
-        for key in versioned.iter().chain(std::iter::once(latest)) {
+        for key in &keys {
             self.flights.forget(key);
             token = match self.tier.invalidate(key).await {
                 Ok(t) => Some(t),
@@ -207,7 +208,13 @@ impl Engine {
                 }
             };
         }
+        let sequence = permit.sequence;
+        // Peers may take a while to acknowledge: not under the lock, which they may need too.
+        drop(permit);
+        for key in keys {
+            self.tier.announce(key).await;
+        }
         self.metrics.invalidation(operation);
-        (permit.sequence, token)
+        (sequence, token)
     }
 }

@@ -355,26 +355,35 @@ impl Bus {
                 }
                 lock(&self.peers).insert(from.clone(), Instant::now());
                 self.metrics.bus_message("received");
-                if let Ok(k) = CacheKey::new(&bucket, &key) {
-                    let k = k.with_version(version.as_deref());
-                    // Recorded like a local write: a fill of this object that began before
-                    // cannot land in the memory tier after this.
-                    let _permit = self.guard.begin_write(&k).await;
-                    self.l1.remove(&k);
-                }
-                let ack = Message::Ack {
-                    to: from,
-                    id,
-                    from: self.id.clone(),
-                };
+                // In a task of its own: the write guard's stripe may be busy, and the
+                // subscription must keep delivering (acks to this process's own writes, too).
+                let (guard, l1, me) = (
+                    Arc::clone(&self.guard),
+                    Arc::clone(&self.l1),
+                    self.id.clone(),
+                );
                 let publisher = lock(&self.publisher).clone();
-                if let Some(mut conn) = publisher {
-                    let _: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                        .arg(CHANNEL)
-                        .arg(ack.encode())
-                        .query_async(&mut conn)
-                        .await;
-                }
+                tokio::spawn(async move {
+                    if let Ok(k) = CacheKey::new(&bucket, &key) {
+                        let k = k.with_version(version.as_deref());
+                        // Recorded like a local write: a fill of this object that began
+                        // before cannot land in the memory tier after this.
+                        let _permit = guard.begin_write(&k).await;
+                        l1.remove(&k);
+                    }
+                    let ack = Message::Ack {
+                        to: from,
+                        id,
+                        from: me,
+                    };
+                    if let Some(mut conn) = publisher {
+                        let _: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                            .arg(CHANNEL)
+                            .arg(ack.encode())
+                            .query_async(&mut conn)
+                            .await;
+                    }
+                });
             }
             Message::Ack { to, id, from } => {
                 if to != self.id {

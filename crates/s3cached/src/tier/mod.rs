@@ -122,6 +122,11 @@ pub trait CacheTier: Send + Sync + 'static {
     /// token are refused. Returns the token a write-through of the new object presents.
     async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError>;
 
+    /// Tells other processes sharing the tier that `key` changed, after [`Self::invalidate`]
+    /// and before the write is acknowledged. Called without the write guard's lock held,
+    /// since it may wait for peers.
+    async fn announce(&self, _key: &CacheKey) {}
+
     /// Current size, for the `cache_entries` / `cache_bytes` gauges.
     fn stats(&self) -> TierStats;
 

@@ -127,13 +127,15 @@ impl CacheTier for Tiered {
 
     async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError> {
         self.l1.remove(key);
-        let l2 = self.l2.invalidate(key).await;
+        let mut token = self.l2.invalidate(key).await?;
+        token.epoch = self.bus.epoch();
+        Ok(token)
+    }
+
+    async fn announce(&self, key: &CacheKey) {
         if let Err(e) = self.bus.broadcast(key).await {
             debug!(%key, error = %e, "peers not told about this write");
         }
-        let mut token = l2?;
-        token.epoch = self.bus.epoch();
-        Ok(token)
     }
 
     fn stats(&self) -> TierStats {
