@@ -72,8 +72,22 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>,
 async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let a = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
-    let b = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
+    read_after_write_across_processes(&["--tier", "memory+redis", "--redis-url", &url], 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_after_write_across_processes_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let seeds = cluster.seeds().join(",");
+    read_after_write_across_processes(&["--tier", "memory+redis", "--redis-cluster", &seeds], 60)
+        .await;
+}
+
+/// Two processes with `args`: `writes` PUTs through A, each followed by a GET through B that
+/// must return the new bytes, while readers keep B's memory tier busy.
+async fn read_after_write_across_processes(args: &[&str], writes: usize) {
+    let a = proxy(args);
+    let b = proxy(args);
     wait_healthy(&a).await;
     wait_healthy(&b).await;
     // Both processes must know each other before writes wait for acknowledgements.
@@ -107,7 +121,7 @@ async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
             }
         }));
     }
-    for i in 0..200 {
+    for i in 0..writes {
         let value = format!("v-{i:04}-{}", "x".repeat(i % 50));
         ca.put_object()
             .bucket(&bucket)
@@ -141,7 +155,7 @@ async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
     assert!(
         a.metric_value(r#"s3cached_bus_invalidations_total{direction="sent"}"#)
             .await
-            >= 200.0
+            >= writes as f64
     );
     assert_eq!(a.metric_value("s3cached_bus_ack_timeouts_total").await, 0.0);
 }
