@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
-    CachePolicy, ClientAuth, Credentials, EvictionPolicy, MemoryConfig, OriginConfig, ServeConfig,
+    CachePolicy, ClientAuth, Credentials, EvictionPolicy, Freshness, MemoryConfig, OriginConfig, ServeConfig,
     TierConfig, TtlRule,
 };
 use s3cached::server::Server;
@@ -57,11 +57,7 @@ pub struct ServeArgs {
     origin_path_style: bool,
 
     /// Origin access key id. Default: the AWS credential chain (AWS_ACCESS_KEY_ID, profiles, IMDS).
-    #[arg(
-        long,
-        env = "S3CACHED_ORIGIN_ACCESS_KEY",
-        requires = "origin_secret_key"
-    )]
+    #[arg(long, env = "S3CACHED_ORIGIN_ACCESS_KEY", requires = "origin_secret_key")]
     origin_access_key: Option<String>,
 
     /// Origin secret access key.
@@ -84,12 +80,7 @@ pub struct ServeArgs {
     access_key: Option<String>,
 
     /// Secret key clients sign with. Falls back to AWS_SECRET_ACCESS_KEY.
-    #[arg(
-        long,
-        env = "S3CACHED_SECRET_KEY",
-        hide_env_values = true,
-        requires = "access_key"
-    )]
+    #[arg(long, env = "S3CACHED_SECRET_KEY", hide_env_values = true, requires = "access_key")]
     secret_key: Option<String>,
 
     /// Also accept unsigned requests.
@@ -117,6 +108,26 @@ pub struct ServeArgs {
     /// repeatable; the longest matching prefix wins over --ttl.
     #[arg(long = "ttl-rule", env = "S3CACHED_TTL_RULES", value_delimiter = ',')]
     ttl_rules: Vec<TtlRule>,
+
+    /// Do not revalidate expired entries (by default they are kept one more TTL and renewed by
+    /// a conditional GET when the origin answers 304).
+    #[arg(long, env = "S3CACHED_NO_REVALIDATE")]
+    no_revalidate: bool,
+
+    /// Serve an expired entry at once for up to this long past its TTL while one background
+    /// request revalidates it (0s: off).
+    #[arg(long, env = "S3CACHED_STALE_WHILE_REVALIDATE", default_value = "0s")]
+    stale_while_revalidate: humantime::Duration,
+
+    /// Serve an expired entry for up to this long past its TTL when the origin fails with a
+    /// 5xx or does not answer (0s: off).
+    #[arg(long, env = "S3CACHED_STALE_IF_ERROR", default_value = "0s")]
+    stale_if_error: humantime::Duration,
+
+    /// Cache the origin's NoSuchKey answers for this long (`off`, or e.g. 5s). Any write or
+    /// event for the key clears it.
+    #[arg(long, env = "S3CACHED_NEGATIVE_TTL", default_value = "off")]
+    negative_ttl: String,
 
     /// Which tiers hold entries: memory (in-process), redis (shared), or memory+redis (memory
     /// over a shared Redis, kept coherent across processes).
@@ -187,9 +198,7 @@ fn parse_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
     }
     let d: Duration = s
         .parse::<humantime::Duration>()
-        .with_context(|| {
-            format!("invalid --ttl {s:?}: expected a duration like 30s, 5m, 1h, or `none`")
-        })?
+        .with_context(|| format!("invalid --ttl {s:?}: expected a duration like 30s, 5m, 1h, or `none`"))?
         .into();
     if d.is_zero() {
         bail!("invalid --ttl {s:?}: must be positive (use `none` for no expiry)");
@@ -197,21 +206,23 @@ fn parse_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
     Ok(Some(d))
 }
 
+fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_ttl(s).with_context(|| format!("invalid --negative-ttl {s:?}: expected `off` or a duration like 5s"))
+}
+
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<ServeConfig> {
-        let endpoint = self
-            .origin_endpoint
-            .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
+        let endpoint = self.origin_endpoint.or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
         let region = self
             .origin_region
             .or_else(|| env_nonempty("AWS_REGION"))
             .or_else(|| env_nonempty("AWS_DEFAULT_REGION"));
         let dev_mode = self.local_dir.is_some() || (endpoint.is_none() && region.is_none());
         let origin = if dev_mode {
-            OriginConfig::LocalDir(
-                self.local_dir
-                    .unwrap_or_else(|| PathBuf::from("s3cached-data")),
-            )
+            OriginConfig::LocalDir(self.local_dir.unwrap_or_else(|| PathBuf::from("s3cached-data")))
         } else {
             if let Some(url) = &endpoint {
                 let ok = url.starts_with("http://") || url.starts_with("https://");
@@ -223,20 +234,16 @@ impl ServeArgs {
                 endpoint,
                 region: region.unwrap_or_else(|| "us-east-1".to_owned()),
                 force_path_style: self.origin_path_style,
-                credentials: self.origin_access_key.zip(self.origin_secret_key).map(
-                    |(access_key, secret_key)| Credentials {
-                        access_key,
-                        secret_key,
-                    },
-                ),
+                credentials: self
+                    .origin_access_key
+                    .zip(self.origin_secret_key)
+                    .map(|(access_key, secret_key)| Credentials { access_key, secret_key }),
             }
         };
         let client = self
             .access_key
             .zip(self.secret_key)
-            .or_else(|| {
-                env_nonempty("AWS_ACCESS_KEY_ID").zip(env_nonempty("AWS_SECRET_ACCESS_KEY"))
-            })
+            .or_else(|| env_nonempty("AWS_ACCESS_KEY_ID").zip(env_nonempty("AWS_SECRET_ACCESS_KEY")))
             .or_else(|| {
                 dev_mode.then(|| {
                     warn!(
@@ -248,10 +255,7 @@ impl ServeArgs {
                 })
             });
         let credentials: Vec<Credentials> = client
-            .map(|(access_key, secret_key)| Credentials {
-                access_key,
-                secret_key,
-            })
+            .map(|(access_key, secret_key)| Credentials { access_key, secret_key })
             .into_iter()
             .collect();
         if credentials.is_empty() && !self.allow_anonymous {
@@ -301,10 +305,7 @@ impl ServeArgs {
                     ..BusConfig::default()
                 },
             ),
-            (_, None) => bail!(
-                "--tier {:?} needs --redis-url or --redis-cluster",
-                self.tier
-            ),
+            (_, None) => bail!("--tier {:?} needs --redis-url or --redis-cluster", self.tier),
         };
         Ok(ServeConfig {
             listen: self.listen,
@@ -327,6 +328,12 @@ impl ServeArgs {
                 max_object_size: self.max_object_size.bytes(),
                 ttl: parse_ttl(&self.ttl)?,
                 ttl_rules: self.ttl_rules,
+                freshness: Freshness {
+                    revalidate: !self.no_revalidate,
+                    stale_while_revalidate: self.stale_while_revalidate.into(),
+                    stale_if_error: self.stale_if_error.into(),
+                    negative_ttl: parse_negative_ttl(&self.negative_ttl)?,
+                },
             },
             shutdown_grace: self.shutdown_grace.into(),
         })

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::{
-    REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, error_chain, free_port,
-    http_get, shared, unique_bucket, venv_bin,
+    REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, error_chain, free_port, http_get, shared,
+    unique_bucket, venv_bin,
 };
 
 /// Credentials the clients sign with (the origin's are `SEAWEED_ACCESS_KEY`/`_SECRET_KEY`).
@@ -121,9 +121,7 @@ fn tail(text: &str, max: usize) -> &str {
 /// Runs `cmd` to completion (killing it after `timeout`), capturing stdout and stderr.
 fn run(mut cmd: Command, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let mut out_pipe = child.stdout.take().expect("piped stdout");
     let mut err_pipe = child.stderr.take().expect("piped stderr");
@@ -189,20 +187,11 @@ struct AwsCli<'a> {
 }
 
 impl<'a> AwsCli<'a> {
-    fn new(
-        endpoint: &str,
-        access_key: &str,
-        secret_key: &str,
-        server_log: impl Fn() -> String + 'a,
-    ) -> AwsCli<'a> {
+    fn new(endpoint: &str, access_key: &str, secret_key: &str, server_log: impl Fn() -> String + 'a) -> AwsCli<'a> {
         let home = TempDir::new("awscli-home");
         // Path-style addressing: the endpoint is an IP address, and that is what the proxy is
         // started for (virtual-hosted style has its own test).
-        fs::write(
-            home.join("config"),
-            "[default]\ns3 =\n    addressing_style = path\n",
-        )
-        .expect("write aws config");
+        fs::write(home.join("config"), "[default]\ns3 =\n    addressing_style = path\n").expect("write aws config");
         fs::write(home.join("credentials"), "").expect("write aws credentials file");
         AwsCli {
             endpoint: endpoint.to_owned(),
@@ -300,10 +289,7 @@ fn run_python(dir: &TempDir, name: &str, script: &str, envs: &[(&str, String)]) 
     clear_aws_env(&mut cmd);
     cmd.arg(&path)
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PYTHONUNBUFFERED", "1")
         .current_dir(dir.path());
@@ -351,9 +337,7 @@ fn fail_with_log(proxy: &S3Cached, message: String) -> ! {
 async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     let seaweed = shared();
     let proxy = start_proxy(seaweed, &[]);
-    let aws = AwsCli::new(&proxy.endpoint(), CLIENT_KEY, CLIENT_SECRET, || {
-        proxy.log_contents()
-    });
+    let aws = AwsCli::new(&proxy.endpoint(), CLIENT_KEY, CLIENT_SECRET, || proxy.log_contents());
     let work = TempDir::new("cli-roundtrip");
     let bucket = unique_bucket("cli-roundtrip");
     let s3_bucket = format!("s3://{bucket}");
@@ -370,10 +354,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
         .unwrap_or_else(|e| {
             fail_with_log(
                 &proxy,
-                format!(
-                    "bucket made through s3cached missing at origin: {}",
-                    error_chain(&e)
-                ),
+                format!("bucket made through s3cached missing at origin: {}", error_chain(&e)),
             )
         });
 
@@ -401,10 +382,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
         .unwrap_or_else(|e| {
             fail_with_log(
                 &proxy,
-                format!(
-                    "big.bin missing at origin after `aws s3 cp`: {}",
-                    error_chain(&e)
-                ),
+                format!("big.bin missing at origin after `aws s3 cp`: {}", error_chain(&e)),
             )
         });
     assert_eq!(origin_head.content_length(), Some(size as i64));
@@ -434,14 +412,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     );
 
     // HEAD through s3cached answers like the origin.
-    let head = aws.ok([
-        "s3api",
-        "head-object",
-        "--bucket",
-        &bucket,
-        "--key",
-        "big.bin",
-    ]);
+    let head = aws.ok(["s3api", "head-object", "--bucket", &bucket, "--key", "big.bin"]);
     assert!(
         head.stdout.contains(&format!("\"ContentLength\": {size}")),
         "head-object through s3cached: {}",
@@ -492,20 +463,14 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     // `aws s3 ls` lists the bucket and the objects.
     let buckets = aws.ok(["s3", "ls"]);
     assert!(
-        buckets
-            .stdout
-            .lines()
-            .any(|l| l.ends_with(&format!(" {bucket}"))),
+        buckets.stdout.lines().any(|l| l.ends_with(&format!(" {bucket}"))),
         "`aws s3 ls` does not list {bucket}: {}",
         buckets.describe()
     );
     let listing = aws.ok(["s3", "ls", &format!("{s3_bucket}/")]);
     assert_eq!(
         ls_recursive_entries(&listing.stdout),
-        vec![
-            (size as u64, "big.bin".to_owned()),
-            (0, "empty.txt".to_owned())
-        ],
+        vec![(size as u64, "big.bin".to_owned()), (0, "empty.txt".to_owned())],
         "{}",
         listing.describe()
     );
@@ -609,21 +574,10 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
         at_origin.key_count().unwrap_or(0),
         0,
         "objects left at origin: {:?}",
-        at_origin
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .collect::<Vec<_>>()
+        at_origin.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>()
     );
     // A removed object is gone through s3cached as well (no stale cache entry).
-    let gone = aws.run([
-        "s3api",
-        "head-object",
-        "--bucket",
-        &bucket,
-        "--key",
-        "big.bin",
-    ]);
+    let gone = aws.run(["s3api", "head-object", "--bucket", &bucket, "--key", "big.bin"]);
     assert!(
         !gone.success() && (gone.stderr.contains("404") || gone.stderr.contains("Not Found")),
         "head-object of a removed object: {}",
@@ -632,13 +586,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
 
     aws.ok(["s3", "rb", &s3_bucket]);
     assert!(
-        seaweed
-            .client()
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_err(),
+        seaweed.client().head_bucket().bucket(&bucket).send().await.is_err(),
         "bucket {bucket} still exists at the origin after `aws s3 rb`"
     );
 }
@@ -652,14 +600,10 @@ async fn aws_cli_second_get_object_is_served_from_cache() {
     let seaweed = shared();
     let bucket = seaweed.new_bucket("cli-cache-hit").await;
     let body = random_bytes(3000);
-    seaweed
-        .put_object(&bucket, "hot/object.bin", body.clone())
-        .await;
+    seaweed.put_object(&bucket, "hot/object.bin", body.clone()).await;
 
     let proxy = start_proxy(seaweed, &[]);
-    let aws = AwsCli::new(&proxy.endpoint(), CLIENT_KEY, CLIENT_SECRET, || {
-        proxy.log_contents()
-    });
+    let aws = AwsCli::new(&proxy.endpoint(), CLIENT_KEY, CLIENT_SECRET, || proxy.log_contents());
     let work = TempDir::new("cli-cache-hit");
 
     const ORIGIN_GETS: &str = r#"s3cached_origin_requests_total{operation="GetObject"}"#;
@@ -690,9 +634,7 @@ async fn aws_cli_second_get_object_is_served_from_cache() {
             "get-object #{round} bytes"
         );
         assert!(
-            result
-                .stdout
-                .contains(&format!("\"ContentLength\": {}", body.len())),
+            result.stdout.contains(&format!("\"ContentLength\": {}", body.len())),
             "{}",
             result.describe()
         );
@@ -920,10 +862,7 @@ async fn boto3_objects_presign_ranges_conditionals_pagination_and_auth() {
         ],
     );
     if !output.success() || !output.stdout.contains("ALL OK") {
-        fail_with_log(
-            &proxy,
-            format!("boto3 checks failed: {}", output.describe()),
-        );
+        fail_with_log(&proxy, format!("boto3 checks failed: {}", output.describe()));
     }
 
     // The origin agrees: the deleted object and the forged one are absent, the 12 are there.
@@ -1153,9 +1092,7 @@ fn development_mode_serves_a_local_directory() {
         "the startup log does not say DEVELOPMENT MODE:\n{log}"
     );
 
-    let aws = AwsCli::new(&server.endpoint(), DEV_KEY, DEV_SECRET, || {
-        server.log_contents()
-    });
+    let aws = AwsCli::new(&server.endpoint(), DEV_KEY, DEV_SECRET, || server.log_contents());
     let bucket = unique_bucket("devmode");
     let s3_bucket = format!("s3://{bucket}");
     aws.ok(["s3", "mb", &s3_bucket]);
@@ -1188,10 +1125,7 @@ fn development_mode_serves_a_local_directory() {
     );
 
     // The data lives in ./s3cached-data of the server's working directory.
-    let stored = cwd
-        .join("s3cached-data")
-        .join(&bucket)
-        .join("docs/upload file.bin");
+    let stored = cwd.join("s3cached-data").join(&bucket).join("docs/upload file.bin");
     assert!(
         fs::read(&stored).map(|b| b == body).unwrap_or(false),
         "expected the object's bytes in {}",
@@ -1199,13 +1133,10 @@ fn development_mode_serves_a_local_directory() {
     );
 
     // Credentials other than the development pair are refused.
-    let intruder = AwsCli::new(&server.endpoint(), DEV_KEY, "wrong-secret", || {
-        server.log_contents()
-    });
+    let intruder = AwsCli::new(&server.endpoint(), DEV_KEY, "wrong-secret", || server.log_contents());
     let refused = intruder.run(["s3", "ls", &format!("{s3_bucket}/")]);
     assert!(
-        !refused.success()
-            && (refused.stderr.contains("SignatureDoesNotMatch") || refused.stderr.contains("403")),
+        !refused.success() && (refused.stderr.contains("SignatureDoesNotMatch") || refused.stderr.contains("403")),
         "a wrong secret in development mode: {}",
         refused.describe()
     );
@@ -1263,11 +1194,7 @@ fn bad_command_line_input_is_reported_plainly() {
         ttl.describe()
     );
     assert_no_panic(&ttl);
-    let lines: Vec<&str> = ttl
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = ttl.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(
         lines.len(),
         1,
@@ -1303,23 +1230,14 @@ fn bad_command_line_input_is_reported_plainly() {
     let sizes = serve_with(&["--memory-capacity", "1MiB", "--max-object-size", "8MiB"]);
     assert!(!sizes.success(), "{}", sizes.describe());
     assert_no_panic(&sizes);
-    assert!(
-        sizes.stderr.contains("--max-object-size"),
-        "{}",
-        sizes.describe()
-    );
+    assert!(sizes.stderr.contains("--max-object-size"), "{}", sizes.describe());
 
     // --help documents the main flags and their environment variables.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3cached"));
     clear_aws_env(&mut cmd);
     cmd.args(["serve", "--help"]);
     let help = run(cmd, Duration::from_secs(20)).expect_success();
-    for needle in [
-        "--origin-endpoint",
-        "--max-object-size",
-        "--ttl",
-        "S3CACHED_",
-    ] {
+    for needle in ["--origin-endpoint", "--max-object-size", "--ttl", "S3CACHED_"] {
         assert!(
             help.stdout.contains(needle),
             "`s3cached serve --help` does not mention {needle}: {}",

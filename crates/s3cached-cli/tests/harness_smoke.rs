@@ -6,9 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use aws_sdk_s3::primitives::ByteStream;
-use support::{
-    S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, metric_sum, shared, unique_bucket,
-};
+use support::{S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, metric_sum, shared, unique_bucket};
 
 #[tokio::test]
 async fn shared_seaweedfs_puts_and_gets_an_object() {
@@ -81,9 +79,7 @@ async fn shared_seaweedfs_is_shared_and_isolates_buckets() {
         .await
         .expect_err("GetObject of a missing key must fail");
     assert!(
-        missing
-            .as_service_error()
-            .is_some_and(|e| e.is_no_such_key()),
+        missing.as_service_error().is_some_and(|e| e.is_no_such_key()),
         "expected NoSuchKey, got {missing:?}"
     );
 }
@@ -174,10 +170,7 @@ s3cached_latency_seconds_bucket{le="+Inf"} 9
         Some(6.5)
     );
     assert_eq!(
-        metric_sum(
-            text,
-            r#"s3cached_requests_total{op="GetObject",result="hit"}"#
-        ),
+        metric_sum(text, r#"s3cached_requests_total{op="GetObject",result="hit"}"#),
         Some(5.0)
     );
     assert_eq!(
@@ -185,10 +178,7 @@ s3cached_latency_seconds_bucket{le="+Inf"} 9
         Some(2.0)
     );
     assert_eq!(
-        metric_sum(
-            text,
-            r#"s3cached_odd_total{path="a \"quoted\", {braced} value\\"}"#
-        ),
+        metric_sum(text, r#"s3cached_odd_total{path="a \"quoted\", {braced} value\\"}"#),
         Some(4.0)
     );
     assert_eq!(metric_sum(text, "s3cached_bytes"), Some(1000.0));
@@ -197,10 +187,7 @@ s3cached_latency_seconds_bucket{le="+Inf"} 9
         Some(9.0)
     );
     assert_eq!(metric_sum(text, "s3cached_requests"), None);
-    assert_eq!(
-        metric_sum(text, r#"s3cached_requests_total{op="PutObject"}"#),
-        None
-    );
+    assert_eq!(metric_sum(text, r#"s3cached_requests_total{op="PutObject"}"#), None);
 }
 
 #[tokio::test]

@@ -34,11 +34,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .expect("create bucket through s3cached");
-    c.head_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("head bucket");
+    c.head_bucket().bucket(bucket).send().await.expect("head bucket");
 
     // Write-through, then hit.
     c.put_object()
@@ -59,10 +55,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
             .await
             .expect("get");
         assert_eq!(got.content_type(), Some("text/plain"));
-        assert_eq!(
-            got.metadata().and_then(|m| m.get("k")).map(String::as_str),
-            Some("v")
-        );
+        assert_eq!(got.metadata().and_then(|m| m.get("k")).map(String::as_str), Some("v"));
         assert_eq!(got.body.collect().await.unwrap().to_vec(), b"alpha");
     }
     let head = c
@@ -140,21 +133,9 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .expect("delete");
-    assert!(
-        c.get_object()
-            .bucket(bucket)
-            .key("dir/a.txt")
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(c.get_object().bucket(bucket).key("dir/a.txt").send().await.is_err());
     let delete = Delete::builder()
-        .objects(
-            ObjectIdentifier::builder()
-                .key("dir/b.txt")
-                .build()
-                .unwrap(),
-        )
+        .objects(ObjectIdentifier::builder().key("dir/b.txt").build().unwrap())
         .build()
         .unwrap();
     c.delete_objects()
@@ -163,19 +144,8 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .expect("delete objects");
-    assert!(
-        c.get_object()
-            .bucket(bucket)
-            .key("dir/b.txt")
-            .send()
-            .await
-            .is_err()
-    );
-    c.delete_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("delete bucket");
+    assert!(c.get_object().bucket(bucket).key("dir/b.txt").send().await.is_err());
+    c.delete_bucket().bucket(bucket).send().await.expect("delete bucket");
 }
 
 #[tokio::test]

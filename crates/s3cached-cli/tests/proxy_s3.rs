@@ -121,17 +121,8 @@ async fn send_presigned(req: &aws_sdk_s3::presigning::PresignedRequest) -> Raw {
             )
         })
         .collect();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("raw body")
-        .to_bytes();
-    Raw {
-        status,
-        headers,
-        body,
-    }
+    let body = resp.into_body().collect().await.expect("raw body").to_bytes();
+    Raw { status, headers, body }
 }
 
 /// Headers that legitimately differ per response or per server process.
@@ -153,9 +144,7 @@ fn vendor_specific(name: &str) -> bool {
 fn comparable(raw: &Raw) -> BTreeMap<String, String> {
     raw.headers
         .iter()
-        .filter(|(k, _)| {
-            !PER_RESPONSE.contains(&k.as_str()) && k.as_str() != "x-s3cached" && !vendor_specific(k)
-        })
+        .filter(|(k, _)| !PER_RESPONSE.contains(&k.as_str()) && k.as_str() != "x-s3cached" && !vendor_specific(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -189,11 +178,7 @@ async fn same_get(
 fn assert_same(what: &str, origin: &Raw, proxy: &Raw) {
     assert_eq!(origin.status, proxy.status, "{what}: status differs");
     assert_eq!(origin.body, proxy.body, "{what}: body differs");
-    assert_eq!(
-        comparable(origin),
-        comparable(proxy),
-        "{what}: headers differ"
-    );
+    assert_eq!(comparable(origin), comparable(proxy), "{what}: headers differ");
 }
 
 #[tokio::test]
@@ -219,16 +204,10 @@ async fn cached_get_is_byte_identical_to_the_origin() {
     let (o, miss) = same_get(&direct, &cached, &bucket, "doc/4k.bin", |b| b).await;
     assert_eq!(o.status, 200);
     assert_eq!(o.body.len(), 4096);
-    assert_eq!(
-        miss.headers.get("x-s3cached").map(String::as_str),
-        Some("miss")
-    );
+    assert_eq!(miss.headers.get("x-s3cached").map(String::as_str), Some("miss"));
     assert_same("miss", &o, &miss);
     let (o, hit) = same_get(&direct, &cached, &bucket, "doc/4k.bin", |b| b).await;
-    assert_eq!(
-        hit.headers.get("x-s3cached").map(String::as_str),
-        Some("hit-memory")
-    );
+    assert_eq!(hit.headers.get("x-s3cached").map(String::as_str), Some("hit-memory"));
     assert_same("hit", &o, &hit);
     for (name, customize) in [
         ("range", (|b| b.range("bytes=100-199")) as GetCustomizer),
@@ -238,8 +217,7 @@ async fn cached_get_is_byte_identical_to_the_origin() {
         ("if-none-match stale", |b| b.if_none_match("\"0123\"")),
         ("if-match wrong", |b| b.if_match("\"0123\"")),
         ("response override", |b| {
-            b.response_content_type("text/plain")
-                .response_cache_control("no-cache")
+            b.response_content_type("text/plain").response_cache_control("no-cache")
         }),
     ] {
         let (o, hit) = same_get(&direct, &cached, &bucket, "doc/4k.bin", customize).await;
@@ -256,11 +234,7 @@ async fn cached_get_is_byte_identical_to_the_origin() {
         }
     }
     let etag = o.headers.get("etag").cloned().expect("etag");
-    let last_modified = o
-        .headers
-        .get("last-modified")
-        .cloned()
-        .expect("last-modified");
+    let last_modified = o.headers.get("last-modified").cloned().expect("last-modified");
     let o_req = direct
         .get_object()
         .bucket(&bucket)
@@ -280,11 +254,9 @@ async fn cached_get_is_byte_identical_to_the_origin() {
     let (o304, p304) = (send_presigned(&o_req).await, send_presigned(&p_req).await);
     assert_eq!((o304.status, p304.status), (304, 304));
     assert_eq!(o304.headers.get("etag"), p304.headers.get("etag"));
-    let since = aws_sdk_s3::primitives::DateTime::from_str(
-        &last_modified,
-        aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
-    )
-    .unwrap();
+    let since =
+        aws_sdk_s3::primitives::DateTime::from_str(&last_modified, aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+            .unwrap();
     let o_req = direct
         .get_object()
         .bucket(&bucket)
@@ -301,10 +273,7 @@ async fn cached_get_is_byte_identical_to_the_origin() {
         .presigned(presign_cfg())
         .await
         .unwrap();
-    assert_eq!(
-        send_presigned(&o_req).await.status,
-        send_presigned(&p_req).await.status
-    );
+    assert_eq!(send_presigned(&o_req).await.status, send_presigned(&p_req).await.status);
     assert_eq!(
         metric(&p, ORIGIN_GETS).await,
         1.0,
@@ -343,10 +312,7 @@ async fn head_through_the_cache_matches_the_origin() {
         .await
         .unwrap();
     let (o, c) = (send_presigned(&o).await, send_presigned(&c).await);
-    assert_eq!(
-        c.headers.get("x-s3cached").map(String::as_str),
-        Some("hit-memory")
-    );
+    assert_eq!(c.headers.get("x-s3cached").map(String::as_str), Some("hit-memory"));
     assert_same("head", &o, &c);
 }
 
@@ -365,11 +331,7 @@ async fn put_get_head_delete_through_the_cache() {
         .await
         .unwrap();
     // The origin holds the write before the client hears back.
-    assert_bytes(
-        &get_bytes(&origin().client(), &bucket, "obj").await,
-        &body,
-        "body",
-    );
+    assert_bytes(&get_bytes(&origin().client(), &bucket, "obj").await, &body, "body");
     let gets_before = metric(&p, ORIGIN_GETS).await;
     let hits_before = metric(&p, HITS).await;
     assert_bytes(&get_bytes(&c, &bucket, "obj").await, &body, "body");
@@ -379,13 +341,7 @@ async fn put_get_head_delete_through_the_cache() {
         "the PUT wrote through: no origin GET"
     );
     assert_eq!(metric(&p, HITS).await, hits_before + 1.0);
-    let head = c
-        .head_object()
-        .bucket(&bucket)
-        .key("obj")
-        .send()
-        .await
-        .unwrap();
+    let head = c.head_object().bucket(&bucket).key("obj").send().await.unwrap();
     assert_eq!(head.content_length(), Some(10_000));
     assert_eq!(head.content_type(), Some("image/png"));
     // Overwrite: the next GET sees the new bytes at once.
@@ -398,12 +354,7 @@ async fn put_get_head_delete_through_the_cache() {
         .await
         .unwrap();
     assert_bytes(&get_bytes(&c, &bucket, "obj").await, &body2, "body");
-    c.delete_object()
-        .bucket(&bucket)
-        .key("obj")
-        .send()
-        .await
-        .unwrap();
+    c.delete_object().bucket(&bucket).key("obj").send().await.unwrap();
     let err = c
         .get_object()
         .bucket(&bucket)
@@ -433,19 +384,9 @@ async fn delete_objects_and_copy_invalidate_what_they_touch() {
         .objects(ObjectIdentifier::builder().key("a").build().unwrap())
         .build()
         .unwrap();
-    c.delete_objects()
-        .bucket(&bucket)
-        .delete(delete)
-        .send()
-        .await
-        .unwrap();
+    c.delete_objects().bucket(&bucket).delete(delete).send().await.unwrap();
     assert!(
-        c.get_object()
-            .bucket(&bucket)
-            .key("a")
-            .send()
-            .await
-            .is_err(),
+        c.get_object().bucket(&bucket).key("a").send().await.is_err(),
         "multi-deleted object must be gone"
     );
     c.copy_object()
@@ -500,11 +441,7 @@ async fn multipart_upload_of_20_mib_round_trips() {
         .bucket(&bucket)
         .key("big.bin")
         .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
         .unwrap();
@@ -548,11 +485,7 @@ async fn list_objects_v2_paginates_through_the_cache() {
             .send()
             .await
             .unwrap();
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
         match page.next_continuation_token() {
             Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
             _ => break,
@@ -566,9 +499,7 @@ async fn list_objects_v2_paginates_through_the_cache() {
 async fn wrong_or_missing_credentials_are_rejected() {
     let p = proxy(&[]);
     let bucket = origin().new_bucket("auth").await;
-    origin()
-        .put_object(&bucket, "secret", b"data".to_vec())
-        .await;
+    origin().put_object(&bucket, "secret", b"data".to_vec()).await;
     let bad_secret = p.client(CLIENT_KEY, "not-the-secret");
     let err = bad_secret
         .get_object()
@@ -600,10 +531,7 @@ async fn wrong_or_missing_credentials_are_rejected() {
     let (status, _) = support::http_get(&format!("{}/{bucket}/secret", p.endpoint()))
         .await
         .expect("anonymous GET");
-    assert_eq!(
-        status, 403,
-        "unsigned requests are refused unless --allow-anonymous"
-    );
+    assert_eq!(status, 403, "unsigned requests are refused unless --allow-anonymous");
 }
 
 #[tokio::test]
@@ -638,9 +566,7 @@ async fn concurrent_misses_make_exactly_one_origin_get() {
     let mut tasks = Vec::new();
     for _ in 0..32 {
         let (c, bucket) = (c.clone(), bucket.clone());
-        tasks.push(tokio::spawn(
-            async move { get_bytes(&c, &bucket, "hot").await },
-        ));
+        tasks.push(tokio::spawn(async move { get_bytes(&c, &bucket, "hot").await }));
     }
     for t in tasks {
         assert_bytes(&t.await.unwrap(), &body, "concurrent GET");
@@ -825,10 +751,7 @@ async fn objects_above_the_size_limit_stream_through_uncached() {
     for _ in 0..2 {
         assert_bytes(&get_bytes(&c, &bucket, "large").await, &data, "body");
     }
-    assert_eq!(
-        metric(&p, r#"s3cached_cache_entries{tier="memory"}"#).await,
-        0.0
-    );
+    assert_eq!(metric(&p, r#"s3cached_cache_entries{tier="memory"}"#).await, 0.0);
     assert_eq!(
         metric(&p, r#"s3cached_cache_fills_total{result="too_large"}"#).await,
         2.0
@@ -858,9 +781,5 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap()
         .expect("exit status");
     assert!(status.success(), "clean exit after SIGTERM, got {status}");
-    assert_bytes(
-        &in_flight.await.unwrap(),
-        &body,
-        "request in flight during shutdown",
-    );
+    assert_bytes(&in_flight.await.unwrap(), &body, "request in flight during shutdown");
 }

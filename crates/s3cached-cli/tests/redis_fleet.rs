@@ -60,12 +60,7 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>,
         .send()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    Ok(out
-        .body
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_vec())
+    Ok(out.body.collect().await.map_err(|e| e.to_string())?.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,8 +74,7 @@ async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
 async fn read_after_write_across_processes_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
     let seeds = cluster.seeds().join(",");
-    read_after_write_across_processes(&["--tier", "memory+redis", "--redis-cluster", &seeds], 60)
-        .await;
+    read_after_write_across_processes(&["--tier", "memory+redis", "--redis-cluster", &seeds], 60).await;
 }
 
 /// Two processes with `args`: `writes` PUTs through A, each followed by a GET through B that
@@ -107,12 +101,7 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     let reads = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let (cb, bucket, stop, reads) = (
-            cb.clone(),
-            bucket.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&reads),
-        );
+        let (cb, bucket, stop, reads) = (cb.clone(), bucket.clone(), Arc::clone(&stop), Arc::clone(&reads));
         readers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let body = get(&cb, &bucket, "doc").await.expect("concurrent read");
@@ -141,17 +130,9 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     for r in readers {
         r.await.unwrap();
     }
-    assert!(
-        reads.load(Ordering::Relaxed) > 50,
-        "readers ran concurrently"
-    );
-    let memory_hits = b
-        .metric_value(r#"s3cached_cache_hits_total{tier="memory"}"#)
-        .await;
-    assert!(
-        memory_hits > 0.0,
-        "B served from its memory tier between writes"
-    );
+    assert!(reads.load(Ordering::Relaxed) > 50, "readers ran concurrently");
+    let memory_hits = b.metric_value(r#"s3cached_cache_hits_total{tier="memory"}"#).await;
+    assert!(memory_hits > 0.0, "B served from its memory tier between writes");
     assert!(
         a.metric_value(r#"s3cached_bus_invalidations_total{direction="sent"}"#)
             .await
@@ -188,11 +169,7 @@ print(value.hex())
         .env("BUCKET", &bucket)
         .output()
         .expect("run python");
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
     let hex: String = body.iter().map(|b| format!("{b:02x}")).collect();
     assert!(
         String::from_utf8_lossy(&out.stdout).trim() == hex,
@@ -256,25 +233,13 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
     let (_, health) = support::http_get(&format!("{}/health", p.admin_endpoint()))
         .await
         .unwrap();
-    assert!(
-        health.contains("degraded"),
-        "health while Redis is down: {health}"
-    );
+    assert!(health.contains("degraded"), "health while Redis is down: {health}");
     redis.restart();
     // Hits come back: the tier reconnects and fills again.
-    let hits_before = p
-        .metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#)
-        .await;
+    let hits_before = p.metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#).await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while p
-        .metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#)
-        .await
-        < hits_before + 20.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "redis hits did not resume after restart"
-        );
+    while p.metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#).await < hits_before + 20.0 {
+        assert!(Instant::now() < deadline, "redis hits did not resume after restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -317,12 +282,7 @@ async fn a_cluster_failover_fails_no_request() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut loops = Vec::new();
     for t in 0..4 {
-        let (c, bucket, failures, stop) = (
-            c.clone(),
-            bucket.clone(),
-            Arc::clone(&failures),
-            Arc::clone(&stop),
-        );
+        let (c, bucket, failures, stop) = (c.clone(), bucket.clone(), Arc::clone(&failures), Arc::clone(&stop));
         loops.push(tokio::spawn(async move {
             let mut i = t;
             while !stop.load(Ordering::Relaxed) {
@@ -359,11 +319,7 @@ async fn a_cluster_failover_fails_no_request() {
         0,
         "client requests failed during the failover"
     );
-    assert!(
-        p.metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#)
-            .await
-            > 0.0
-    );
+    assert!(p.metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#).await > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -404,16 +360,8 @@ async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
             "writers waited out an ack timeout"
         );
     }
-    let truth = get(&support::shared().client(), &bucket, "same")
-        .await
-        .unwrap();
-    assert_eq!(
-        get(&a.client(KEY, SECRET), &bucket, "same").await.unwrap(),
-        truth
-    );
-    assert_eq!(
-        get(&b.client(KEY, SECRET), &bucket, "same").await.unwrap(),
-        truth
-    );
+    let truth = get(&support::shared().client(), &bucket, "same").await.unwrap();
+    assert_eq!(get(&a.client(KEY, SECRET), &bucket, "same").await.unwrap(), truth);
+    assert_eq!(get(&b.client(KEY, SECRET), &bucket, "same").await.unwrap(), truth);
     eprintln!("80 contending writes took {elapsed:?}");
 }

@@ -31,10 +31,7 @@ async fn standalone_redis() {
     .await;
     conformance::run(tier.as_ref()).await;
     // The classic convention: the object's bytes at bucket:key.
-    assert_eq!(
-        server.cli(&["GET", "conformance:miss-then-hit"]).trim(),
-        "hello"
-    );
+    assert_eq!(server.cli(&["GET", "conformance:miss-then-hit"]).trim(), "hello");
     assert_eq!(tier.eviction_policy().await.as_deref(), Some("noeviction"));
 }
 
@@ -71,13 +68,13 @@ async fn objects_above_the_inline_limit_stay_out_of_redis() {
     let tier = RedisTier::connect(cfg, Arc::new(Metrics::new())).await;
     let key = s3cached::key::CacheKey::new("bkt", "big").unwrap();
     let token = tier.get(&key).await.unwrap().token;
-    let entry = Arc::new(s3cached::entry::Entry {
-        meta: s3cached::entry::ObjectMeta {
+    let entry = Arc::new(s3cached::entry::Entry::new(
+        s3cached::entry::ObjectMeta {
             size: 4096,
             ..Default::default()
         },
-        body: bytes::Bytes::from(vec![1u8; 4096]),
-    });
+        bytes::Bytes::from(vec![1u8; 4096]),
+    ));
     tier.insert(key.clone(), entry, None, token).await.unwrap();
     assert!(tier.get(&key).await.unwrap().entry.is_none());
     assert_eq!(server.cli(&["DBSIZE"]).trim(), "0");
@@ -106,10 +103,7 @@ async fn a_dead_redis_fails_fast_and_recovers() {
         started.elapsed() < Duration::from_secs(5),
         "calls to a dead Redis must fail fast"
     );
-    assert!(!matches!(
-        tier.health(),
-        s3cached::tier::TierHealth::Healthy
-    ));
+    assert!(!matches!(tier.health(), s3cached::tier::TierHealth::Healthy));
     server.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while tier.get(&key).await.is_err() {
@@ -137,11 +131,7 @@ async fn memory_over_redis() {
     let metrics = Arc::new(Metrics::new());
     let cfg = config(RedisTarget::Standalone { url: server.url() });
     let l2 = RedisTier::connect(cfg.clone(), Arc::clone(&metrics)).await;
-    let l1 = Arc::new(MemoryTier::new(
-        64 << 20,
-        s3cached::config::EvictionPolicy::Lru,
-        None,
-    ));
+    let l1 = Arc::new(MemoryTier::new(64 << 20, s3cached::config::EvictionPolicy::Lru, None));
     let guard = Arc::new(WriteGuard::new());
     let bus_cfg = BusConfig {
         heartbeat: Duration::from_millis(100),

@@ -72,10 +72,7 @@ fn etag_matches(cond: &ETagCondition, meta: &ObjectMeta) -> bool {
     match cond {
         ETagCondition::Any => true,
         // S3 compares entity tags by value; weak and strong forms of one tag match.
-        ETagCondition::ETag(want) => meta
-            .e_tag
-            .as_ref()
-            .is_some_and(|have| have.value() == want.value()),
+        ETagCondition::ETag(want) => meta.e_tag.as_ref().is_some_and(|have| have.value() == want.value()),
     }
 }
 

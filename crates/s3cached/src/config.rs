@@ -60,6 +60,44 @@ pub struct CachePolicy {
     pub ttl: Option<Duration>,
     /// Per-prefix lifetimes; the longest matching prefix wins over `ttl`.
     pub ttl_rules: Vec<TtlRule>,
+    /// Freshness after the TTL ran out (revalidation, stale serving, negative caching).
+    pub freshness: Freshness,
+}
+
+/// What happens when an entry's TTL runs out, and whether absences are cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freshness {
+    /// Keep expired entries for one more TTL and revalidate them with a conditional GET
+    /// (`If-None-Match`): a 304 renews the entry without moving its bytes.
+    pub revalidate: bool,
+    /// For this long after expiry, answer with the stale entry at once while one background
+    /// revalidation runs. Zero: off.
+    pub stale_while_revalidate: Duration,
+    /// For this long after expiry, answer with the stale entry when the origin fails (5xx,
+    /// timeout). Zero: off.
+    pub stale_if_error: Duration,
+    /// Cache the origin's NoSuchKey for this long. `None`: off.
+    pub negative_ttl: Option<Duration>,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Self {
+            revalidate: true,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            negative_ttl: None,
+        }
+    }
+}
+
+/// How an entry stands against its key's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Within its TTL.
+    Fresh,
+    /// Past its TTL by this much.
+    Stale(Duration),
 }
 
 /// A lifetime for the objects under one bucket prefix.
@@ -75,9 +113,7 @@ pub struct TtlRule {
 
 /// A `--ttl-rule` that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid TTL rule {0:?}: expected BUCKET/PREFIX=DURATION, e.g. media/thumbs/=300s or media/=none"
-)]
+#[error("invalid TTL rule {0:?}: expected BUCKET/PREFIX=DURATION, e.g. media/thumbs/=300s or media/=none")]
 pub struct TtlRuleError(pub String);
 
 impl std::str::FromStr for TtlRule {
@@ -130,6 +166,35 @@ impl CachePolicy {
             .map_or(self.ttl, |r| r.ttl)
     }
 
+    /// How long a tier keeps an entry for `key`: its TTL, plus the window in which an expired
+    /// entry is still useful (revalidation, stale serving). Negative entries: the negative TTL.
+    #[must_use]
+    pub fn retention_for(&self, key: &crate::key::CacheKey, missing: bool) -> Option<Duration> {
+        if missing {
+            return self.freshness.negative_ttl;
+        }
+        let f = &self.freshness;
+        self.ttl_for(key).map(|ttl| {
+            let revalidate = if f.revalidate { ttl } else { Duration::ZERO };
+            ttl + revalidate.max(f.stale_while_revalidate).max(f.stale_if_error)
+        })
+    }
+
+    /// How `entry` (for `key`) stands against its TTL now.
+    #[must_use]
+    pub fn age(&self, key: &crate::key::CacheKey, entry: &crate::entry::Entry) -> Age {
+        let ttl = if entry.missing {
+            self.freshness.negative_ttl
+        } else {
+            self.ttl_for(key)
+        };
+        let Some(ttl) = ttl else { return Age::Fresh };
+        let age = std::time::SystemTime::now()
+            .duration_since(entry.validated_at)
+            .unwrap_or_default();
+        if age < ttl { Age::Fresh } else { Age::Stale(age - ttl) }
+    }
+
     /// True when some entries are stored without a TTL.
     #[must_use]
     pub fn pins_anything(&self) -> bool {
@@ -149,6 +214,7 @@ impl Default for CachePolicy {
             max_object_size: 8 << 20,
             ttl: Some(Duration::from_secs(300)),
             ttl_rules: Vec::new(),
+            freshness: Freshness::default(),
         }
     }
 }
@@ -229,18 +295,8 @@ mod tests {
         let r: TtlRule = "media=none".parse().unwrap();
         assert_eq!((r.prefix.as_str(), r.ttl), ("", None));
         let r: TtlRule = "media/a=b/=2h".parse().unwrap();
-        assert_eq!(
-            (r.prefix.as_str(), r.ttl),
-            ("a=b/", Some(Duration::from_secs(7200)))
-        );
-        for bad in [
-            "media",
-            "media/x=",
-            "media/x=soon",
-            "Bad/x=1s",
-            "media/x=0s",
-            "/x=1s",
-        ] {
+        assert_eq!((r.prefix.as_str(), r.ttl), ("a=b/", Some(Duration::from_secs(7200))));
+        for bad in ["media", "media/x=", "media/x=soon", "Bad/x=1s", "media/x=0s", "/x=1s"] {
             assert!(bad.parse::<TtlRule>().is_err(), "{bad}");
         }
     }

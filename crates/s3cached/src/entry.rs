@@ -1,11 +1,10 @@
 //! What a cache entry holds: the object's bytes and every piece of metadata needed to answer
 //! GetObject and HeadObject exactly as the origin would.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
-use s3s::dto::{
-    ETag, GetObjectOutput, HeadObjectOutput, Metadata, ServerSideEncryption, StorageClass,
-    Timestamp,
-};
+use s3s::dto::{ETag, GetObjectOutput, HeadObjectOutput, Metadata, ServerSideEncryption, StorageClass, Timestamp};
 
 /// Response metadata of one object version, as the origin returned it.
 ///
@@ -79,13 +78,28 @@ pub struct ObjectMeta {
     pub checksum_type: Option<s3s::dto::ChecksumType>,
 }
 
-/// A cached object: metadata plus the whole body, shared without copying.
+/// A cached object: metadata plus the whole body, shared without copying; or the origin's
+/// "no such key" for it (negative caching).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Metadata to answer GET/HEAD with.
     pub meta: ObjectMeta,
     /// The object's bytes.
     pub body: Bytes,
+    /// When the origin last confirmed this version (read it, or answered 304 to it). The entry
+    /// is fresh for the key's TTL from then on.
+    pub validated_at: SystemTime,
+    /// The origin answered NoSuchKey: this entry stands for the object's absence.
+    pub missing: bool,
+}
+
+/// The current time at millisecond resolution: what a shared tier's record keeps, so an entry
+/// reads back from any tier exactly as it was stored.
+#[must_use]
+pub fn now_millis() -> SystemTime {
+    let now = SystemTime::now();
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Fixed per-entry bookkeeping added to the body size when weighing entries (metadata,
@@ -93,6 +107,37 @@ pub struct Entry {
 pub const ENTRY_OVERHEAD_BYTES: u64 = 512;
 
 impl Entry {
+    /// An object entry validated now.
+    #[must_use]
+    pub fn new(meta: ObjectMeta, body: Bytes) -> Self {
+        Self {
+            meta,
+            body,
+            validated_at: now_millis(),
+            missing: false,
+        }
+    }
+
+    /// A negative entry: the origin said the object does not exist.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self {
+            meta: ObjectMeta::default(),
+            body: Bytes::new(),
+            validated_at: now_millis(),
+            missing: true,
+        }
+    }
+
+    /// The same object, confirmed by the origin now.
+    #[must_use]
+    pub fn revalidated(&self) -> Self {
+        Self {
+            validated_at: now_millis(),
+            ..self.clone()
+        }
+    }
+
     /// Bytes this entry is charged against a byte-weighted tier's capacity.
     #[must_use]
     pub fn weight(&self) -> u64 {
@@ -219,10 +264,7 @@ mod tests {
         assert_eq!(ObjectMeta::from_get_output(&back), meta);
         assert_eq!(back.content_length, Some(4096));
         assert_eq!(
-            back.metadata
-                .as_ref()
-                .and_then(|m| m.get("color"))
-                .map(String::as_str),
+            back.metadata.as_ref().and_then(|m| m.get("color")).map(String::as_str),
             Some("blue")
         );
     }
@@ -240,10 +282,7 @@ mod tests {
 
     #[test]
     fn weight_counts_body_and_overhead() {
-        let e = Entry {
-            meta: ObjectMeta::default(),
-            body: Bytes::from_static(&[0; 100]),
-        };
+        let e = Entry::new(ObjectMeta::default(), Bytes::from_static(&[0; 100]));
         assert_eq!(e.weight(), 100 + ENTRY_OVERHEAD_BYTES);
     }
 }

@@ -29,9 +29,7 @@ impl Front {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
-        self.engine
-            .metrics()
-            .request(operation, label, started.elapsed());
+        self.engine.metrics().request(operation, label, started.elapsed());
     }
 }
 

@@ -129,8 +129,8 @@ pub fn validate_bucket(bucket: &str) -> Result<(), KeyError> {
     let ok_chars = bytes
         .iter()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
-    let ok_ends = bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
+    let ok_ends =
+        bytes.first().is_some_and(u8::is_ascii_alphanumeric) && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
     if ok_len && ok_chars && ok_ends {
         Ok(())
     } else {
@@ -263,14 +263,8 @@ mod tests {
     #[test]
     fn object_hash_ignores_version_and_is_stable() {
         let k = CacheKey::new("abc", "k").unwrap();
-        assert_eq!(
-            k.object_hash(),
-            k.clone().with_version(Some("v")).object_hash()
-        );
-        assert_ne!(
-            k.object_hash(),
-            CacheKey::new("abc", "k2").unwrap().object_hash()
-        );
+        assert_eq!(k.object_hash(), k.clone().with_version(Some("v")).object_hash());
+        assert_ne!(k.object_hash(), CacheKey::new("abc", "k2").unwrap().object_hash());
     }
 
     #[test]
@@ -289,10 +283,7 @@ mod tests {
     fn known_cluster_slots() {
         // Values from Redis' CLUSTER KEYSLOT.
         assert_eq!(cluster_slot("foo"), 12182);
-        assert_eq!(
-            cluster_slot("{user1000}.following"),
-            cluster_slot("user1000")
-        );
+        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
         assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
         assert_eq!(hash_tag("foo{}{bar}"), None);
         assert_eq!(hash_tag("foo{{bar}}zap"), Some("{bar"));
@@ -322,16 +313,8 @@ mod tests {
                 let k = CacheKey::new("bkt", name).unwrap().with_version(version);
                 let r = RedisKeys::of(&k);
                 let slot = cluster_slot(&r.body);
-                assert_eq!(
-                    cluster_slot(&r.meta),
-                    slot,
-                    "meta of {name:?} {version:?}: {r:?}"
-                );
-                assert_eq!(
-                    cluster_slot(&r.generation),
-                    slot,
-                    "generation of {name:?}: {r:?}"
-                );
+                assert_eq!(cluster_slot(&r.meta), slot, "meta of {name:?} {version:?}: {r:?}");
+                assert_eq!(cluster_slot(&r.generation), slot, "generation of {name:?}: {r:?}");
                 // Versions share the generation, so a write bumps it for all of them.
                 assert_eq!(r.generation, RedisKeys::of(&k.latest()).generation);
             }

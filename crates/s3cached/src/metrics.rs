@@ -66,6 +66,13 @@ pub struct Direction {
     pub direction: &'static str,
 }
 
+/// Labels: why something happened.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// `while_revalidate` or `if_error`.
+    pub reason: &'static str,
+}
+
 /// The metric set of one s3cached process.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -87,6 +94,8 @@ pub struct Metrics {
     tier_bypasses: Family<Tier, Counter>,
     bus_messages: Family<Direction, Counter>,
     bus_ack_timeouts: Counter,
+    revalidations: Family<FillResult, Counter>,
+    stale_served: Family<Reason, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,8 +120,7 @@ impl Metrics {
             "S3 requests answered, by operation and result (ok or S3 error code)",
             requests.clone(),
         );
-        let request_duration =
-            Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let request_duration = Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         r.register(
             "request_duration_seconds",
             "Time to answer an S3 request (to response headers)",
@@ -137,11 +145,7 @@ impl Metrics {
             cache_bypasses.clone(),
         );
         let cache_entries = Family::<Tier, Gauge>::default();
-        r.register(
-            "cache_entries",
-            "Entries held by a cache tier",
-            cache_entries.clone(),
-        );
+        r.register("cache_entries", "Entries held by a cache tier", cache_entries.clone());
         let cache_bytes = Family::<Tier, Gauge>::default();
         r.register(
             "cache_bytes",
@@ -160,8 +164,7 @@ impl Metrics {
             "Requests sent to the origin, by operation and result",
             origin_requests.clone(),
         );
-        let origin_duration =
-            Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let origin_duration = Family::<Op, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         r.register(
             "origin_request_duration_seconds",
             "Origin round-trip time (to response headers)",
@@ -215,6 +218,18 @@ impl Metrics {
             "Writes whose invalidation some live peer did not acknowledge in time",
             bus_ack_timeouts.clone(),
         );
+        let revalidations = Family::<FillResult, Counter>::default();
+        r.register(
+            "revalidations",
+            "Conditional GETs for expired entries: not_modified (renewed, no bytes moved), changed, gone, error",
+            revalidations.clone(),
+        );
+        let stale_served = Family::<Reason, Counter>::default();
+        r.register(
+            "stale_served",
+            "Expired entries served: while_revalidate (a refresh runs) or if_error (the origin failed)",
+            stale_served.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -235,6 +250,8 @@ impl Metrics {
             tier_bypasses,
             bus_messages,
             bus_ack_timeouts,
+            revalidations,
+            stale_served,
         }
     }
 
@@ -281,16 +298,12 @@ impl Metrics {
 
     /// Records entries leaving a tier on their own.
     pub fn eviction(&self, tier: &'static str, cause: &'static str) {
-        self.evictions
-            .get_or_create(&TierCause { tier, cause })
-            .inc();
+        self.evictions.get_or_create(&TierCause { tier, cause }).inc();
     }
 
     /// Records body bytes sent to a client.
     pub fn served(&self, source: &'static str, bytes: u64) {
-        self.bytes_served
-            .get_or_create(&Source { source })
-            .inc_by(bytes);
+        self.bytes_served.get_or_create(&Source { source }).inc_by(bytes);
     }
 
     /// Records the outcome of a fill.
@@ -315,14 +328,22 @@ impl Metrics {
 
     /// Records an invalidation sent to or received from peers.
     pub fn bus_message(&self, direction: &'static str) {
-        self.bus_messages
-            .get_or_create(&Direction { direction })
-            .inc();
+        self.bus_messages.get_or_create(&Direction { direction }).inc();
     }
 
     /// Records a write whose peers did not all acknowledge in time.
     pub fn bus_ack_timeout(&self) {
         self.bus_ack_timeouts.inc();
+    }
+
+    /// Records the outcome of a revalidation.
+    pub fn revalidation(&self, result: &'static str) {
+        self.revalidations.get_or_create(&FillResult { result }).inc();
+    }
+
+    /// Records a stale entry served.
+    pub fn stale_served(&self, reason: &'static str) {
+        self.stale_served.get_or_create(&Reason { reason }).inc();
     }
 
     /// Records a failed tier operation.
@@ -345,10 +366,7 @@ impl Metrics {
     #[must_use]
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self
-            .registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out

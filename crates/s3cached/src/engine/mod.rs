@@ -46,12 +46,7 @@ pub struct Engine {
 impl Engine {
     /// An engine caching `origin`'s objects in `tier`.
     #[must_use]
-    pub fn new(
-        origin: Origin,
-        tier: Arc<dyn CacheTier>,
-        metrics: Arc<Metrics>,
-        policy: CachePolicy,
-    ) -> Arc<Self> {
+    pub fn new(origin: Origin, tier: Arc<dyn CacheTier>, metrics: Arc<Metrics>, policy: CachePolicy) -> Arc<Self> {
         Self::with_guard(origin, tier, metrics, policy, Arc::new(WriteGuard::new()))
     }
 
@@ -96,8 +91,7 @@ impl Engine {
     /// Updates the size gauges; called before metrics are rendered.
     pub fn refresh_gauges(&self) {
         let stats = self.tier.stats();
-        self.metrics
-            .tier_size(self.tier.name(), stats.entries, stats.bytes);
+        self.metrics.tier_size(self.tier.name(), stats.entries, stats.bytes);
     }
 }
 

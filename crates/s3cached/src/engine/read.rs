@@ -10,15 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use s3s::dto::{
-    GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, Range, StreamingBlob,
-    Timestamp,
-};
+use s3s::dto::{GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, Range, StreamingBlob, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tracing::{debug, warn};
 
 use super::{CACHE_STATUS_HEADER, Engine, body, hit_header};
 use crate::conditional::{Conditions, Verdict};
+use crate::config::Age;
 use crate::entry::{Entry, ObjectMeta};
 use crate::key::CacheKey;
 use crate::origin;
@@ -184,9 +182,7 @@ fn not_modified(meta: &ObjectMeta, header: HeaderValue) -> S3Error {
     }
     if let Some(lm) = &meta.last_modified {
         let mut buf = Vec::new();
-        if lm
-            .format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
-            .is_ok()
+        if lm.format(s3s::dto::TimestampFormat::HttpDate, &mut buf).is_ok()
             && let Ok(v) = HeaderValue::from_bytes(&buf)
         {
             headers.insert(http::header::LAST_MODIFIED, v);
@@ -196,6 +192,10 @@ fn not_modified(meta: &ObjectMeta, header: HeaderValue) -> S3Error {
     let mut e = S3Error::new(S3ErrorCode::NotModified);
     e.set_headers(headers);
     e
+}
+
+fn no_such_key() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
 }
 
 fn invalid_range(size: u64) -> S3Error {
@@ -210,31 +210,32 @@ impl Engine {
     ///
     /// # Errors
     /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
-    pub async fn get_object(
-        self: &Arc<Self>,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    pub async fn get_object(self: &Arc<Self>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let params = read_params!(&req.input);
         let Some(key) = params.key.clone().filter(|_| !params.bypass) else {
             self.metrics.bypass("GetObject");
             return self.origin_get(req, BYPASS).await;
         };
         let lookup = self.lookup(&key).await;
+        let mut validator = None;
         if let Some(entry) = &lookup.entry {
-            return self.answer_get(entry, &params, hit_header(lookup.tier));
-        }
-        if params.range.is_some() {
+            match self.policy.age(&key, entry) {
+                Age::Fresh => return self.answer_get(entry, &params, hit_header(lookup.tier)),
+                Age::Stale(past) if !entry.missing && past < self.policy.freshness.stale_while_revalidate => {
+                    self.metrics.stale_served("while_revalidate");
+                    self.revalidate_in_background(&key, lookup.token, Arc::clone(entry));
+                    return self.answer_get(entry, &params, hit_header(lookup.tier));
+                }
+                Age::Stale(_) if !entry.missing && self.policy.freshness.revalidate => {
+                    validator = Some(Arc::clone(entry))
+                }
+                Age::Stale(_) => {}
+            }
+        } else if params.range.is_some() {
             // A range of an uncached object: fetch only that range, and cache nothing.
             return self.origin_get(req, MISS).await;
         }
-        let engine = Arc::clone(self);
-        let fill_key = key.clone();
-        let token = lookup.token;
-        let (flight, leader) = self.flights.join_or_start(
-            &key,
-            move || async move { engine.fill(fill_key, token).await },
-            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
-        );
+        let (flight, leader) = self.start_fill(&key, lookup.token, validator);
         if !leader {
             self.metrics.singleflight_wait();
         }
@@ -249,6 +250,29 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Joins or starts the single-flight fill of `key` (a revalidation when `validator` is
+    /// the stale entry).
+    fn start_fill(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        token: FillToken,
+        validator: Option<Arc<Entry>>,
+    ) -> (super::flight::Flight<FillOutcome>, bool) {
+        let engine = Arc::clone(self);
+        let fill_key = key.clone();
+        self.flights.join_or_start(
+            key,
+            move || async move { engine.fill(fill_key, token, validator).await },
+            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
+        )
+    }
+
+    /// stale-while-revalidate: one background revalidation per key; the flight runs in its
+    /// own task, so nothing needs to wait for it.
+    fn revalidate_in_background(self: &Arc<Self>, key: &CacheKey, token: FillToken, stale: Arc<Entry>) {
+        let _ = self.start_fill(key, token, Some(stale));
     }
 
     /// HeadObject through the cache.
@@ -266,9 +290,13 @@ impl Engine {
             return self.origin_head(req, BYPASS).await;
         };
         let lookup = self.lookup(&key).await;
-        let Some(entry) = lookup.entry else {
+        let Some(entry) = lookup.entry.filter(|e| self.policy.age(&key, e) == Age::Fresh) else {
+            // HEAD does not revalidate: a stale entry is refreshed by the next GET.
             return self.origin_head(req, MISS).await;
         };
+        if entry.missing {
+            return Err(no_such_key());
+        }
         let hit = hit_header(lookup.tier);
         let meta = &entry.meta;
         match params.conditions.evaluate(meta) {
@@ -308,6 +336,9 @@ impl Engine {
         params: &ReadParams,
         header: HeaderValue,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        if entry.missing {
+            return Err(no_such_key());
+        }
         let meta = &entry.meta;
         match params.conditions.evaluate(meta) {
             Verdict::NotModified => {
@@ -364,10 +395,7 @@ impl Engine {
         req: S3Request<GetObjectInput>,
         header: HeaderValue,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let mut resp = self
-            .origin
-            .call("GetObject", self.origin.s3().get_object(req))
-            .await?;
+        let mut resp = self.origin.call("GetObject", self.origin.s3().get_object(req)).await?;
         let len = resp
             .output
             .content_length
@@ -393,12 +421,17 @@ impl Engine {
 
     /// Reads the whole object from the origin and stores it, unless a write to the object
     /// was acknowledged since the read began (DESIGN.md §4.2).
-    async fn fill(self: Arc<Self>, key: CacheKey, token: FillToken) -> FillOutcome {
+    async fn fill(self: Arc<Self>, key: CacheKey, token: FillToken, validator: Option<Arc<Entry>>) -> FillOutcome {
         let snapshot = self.guard.snapshot();
+        let if_none_match = validator
+            .as_ref()
+            .and_then(|v| v.meta.e_tag.clone())
+            .map(s3s::dto::ETagCondition::ETag);
         let input = match GetObjectInput::builder()
             .bucket(key.bucket().to_owned())
             .key(key.key().to_owned())
             .version_id(key.version().map(str::to_owned))
+            .if_none_match(if_none_match)
             // Ask for checksums so the entry can answer clients that want them.
             .checksum_mode(Some(s3s::dto::ChecksumMode::from_static(
                 s3s::dto::ChecksumMode::ENABLED,
@@ -410,29 +443,22 @@ impl Engine {
         };
         let resp = match self
             .origin
-            .call(
-                "GetObject",
-                self.origin.s3().get_object(origin::request(input)),
-            )
+            .call("GetObject", self.origin.s3().get_object(origin::request(input)))
             .await
         {
             Ok(resp) => resp,
-            Err(e) => {
-                self.metrics.fill("error");
-                return FillOutcome::Failed(OriginFailure::of(&e));
-            }
+            Err(e) => return self.fill_failed(key, token, snapshot, validator, &e).await,
         };
+        if validator.is_some() {
+            self.metrics.revalidation("changed");
+        }
         let mut output = resp.output;
         let meta = ObjectMeta::from_get_output(&output);
         let cacheable = output.content_length.is_some()
             && output.content_range.is_none()
             && output.sse_customer_algorithm.is_none();
         if !cacheable || meta.size > self.policy.max_object_size {
-            self.metrics.fill(if cacheable {
-                "too_large"
-            } else {
-                "uncacheable"
-            });
+            self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
             debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
             return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
         }
@@ -446,26 +472,68 @@ impl Engine {
                 )));
             }
         };
-        let entry = Arc::new(Entry { meta, body: bytes });
+        let entry = Arc::new(Entry::new(meta, bytes));
         self.store(key, Arc::clone(&entry), snapshot, token).await;
         FillOutcome::Cached(entry)
     }
 
-    /// Inserts `entry` if no write to its object was recorded after `snapshot` in this process
-    /// nor, for shared tiers, after `token` was issued in any process.
-    pub(super) async fn store(
+    /// The origin did not answer a fill with the object: a revalidation's 304 renews the stale
+    /// entry; NoSuchKey may be cached; a failure may be answered with the stale entry.
+    async fn fill_failed(
         &self,
         key: CacheKey,
-        entry: Arc<Entry>,
-        snapshot: u64,
         token: FillToken,
-    ) {
+        snapshot: u64,
+        validator: Option<Arc<Entry>>,
+        e: &S3Error,
+    ) -> FillOutcome {
+        let status = e.status_code();
+        if let Some(stale) = &validator {
+            if status == Some(StatusCode::NOT_MODIFIED) {
+                self.metrics.revalidation("not_modified");
+                let renewed = Arc::new(stale.revalidated());
+                self.store(key, Arc::clone(&renewed), snapshot, token).await;
+                return FillOutcome::Cached(renewed);
+            }
+            let origin_failed = status.is_none_or(|s| s.is_server_error());
+            let past = match self.policy.age(&key, stale) {
+                Age::Stale(past) => past,
+                Age::Fresh => std::time::Duration::ZERO,
+            };
+            if origin_failed && past < self.policy.freshness.stale_if_error {
+                self.metrics.revalidation("error");
+                self.metrics.stale_served("if_error");
+                warn!(%key, error = %e, "origin failed; answering with the stale entry (stale-if-error)");
+                return FillOutcome::Cached(Arc::clone(stale));
+            }
+        }
+        self.metrics.fill("error");
+        if *e.code() == S3ErrorCode::NoSuchKey {
+            if validator.is_some() {
+                self.metrics.revalidation("gone");
+            }
+            if self.policy.freshness.negative_ttl.is_some() {
+                self.metrics.fill("negative");
+                self.store(key, Arc::new(Entry::missing()), snapshot, token).await;
+            } else if validator.is_some() {
+                // The stale entry is gone at the origin: drop it like a write would.
+                let _ = self
+                    .invalidate("GetObject", &super::write::Target { key, version: None })
+                    .await;
+            }
+        }
+        FillOutcome::Failed(OriginFailure::of(e))
+    }
+
+    /// Inserts `entry` if no write to its object was recorded after `snapshot` in this process
+    /// nor, for shared tiers, after `token` was issued in any process.
+    pub(super) async fn store(&self, key: CacheKey, entry: Arc<Entry>, snapshot: u64, token: FillToken) {
         let Some(_permit) = self.guard.permit_insert(&key, snapshot).await else {
             self.metrics.fill("raced");
             debug!(%key, "a write overtook this fill; not storing it");
             return;
         };
-        let ttl = self.policy.ttl_for(&key);
+        let ttl = self.policy.retention_for(&key, entry.missing);
         match self.tier.insert(key.clone(), entry, ttl, token).await {
             Ok(true) => self.metrics.fill("stored"),
             Ok(false) => {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use s3s::dto::{
-    DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput,
-    HeadObjectOutput, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
+    DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
+    PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::sync::Semaphore;
@@ -27,6 +27,9 @@ use crate::tier::memory::MemoryTier;
 struct FakeOrigin {
     objects: Mutex<HashMap<String, (Bytes, String)>>,
     gets: AtomicUsize,
+    not_modified: AtomicUsize,
+    /// When set, every GetObject fails with 503.
+    down: std::sync::atomic::AtomicBool,
     versions: AtomicUsize,
     /// When set, GetObject reads the object, signals `read`, then waits for a `release` permit.
     hold: Mutex<Option<(Arc<Semaphore>, Arc<Semaphore>)>>,
@@ -64,22 +67,26 @@ fn no_such_key() -> S3Error {
 
 #[async_trait::async_trait]
 impl S3 for FakeOrigin {
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let found = self.objects.lock().unwrap().get(&req.input.key).cloned();
         let hold = self.hold.lock().unwrap().clone();
         if let Some((read, release)) = hold {
             read.add_permits(1);
-            release
-                .acquire()
-                .await
-                .expect("release semaphore open")
-                .forget();
+            release.acquire().await.expect("release semaphore open").forget();
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(S3Error::new(S3ErrorCode::ServiceUnavailable));
         }
         let (body, etag) = found.ok_or_else(no_such_key)?;
+        if let Some(s3s::dto::ETagCondition::ETag(want)) = &req.input.if_none_match
+            && want.value() == etag
+        {
+            self.not_modified.fetch_add(1, Ordering::SeqCst);
+            let mut e = S3Error::new(S3ErrorCode::Custom("NotModified".into()));
+            e.set_status_code(http::StatusCode::NOT_MODIFIED);
+            return Err(e);
+        }
         let (len, e_tag, lm) = Self::meta(&body, &etag);
         Ok(S3Response::new(GetObjectOutput {
             content_length: Some(len),
@@ -91,10 +98,7 @@ impl S3 for FakeOrigin {
         }))
     }
 
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let (body, etag) = self
             .objects
             .lock()
@@ -112,10 +116,7 @@ impl S3 for FakeOrigin {
         }))
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         let len = req
             .input
             .content_length
@@ -141,10 +142,7 @@ impl S3 for FakeOrigin {
         }))
     }
 
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.objects.lock().unwrap().remove(&req.input.key);
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
@@ -161,55 +159,39 @@ struct Shared(Arc<FakeOrigin>);
 
 #[async_trait::async_trait]
 impl S3 for Shared {
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         self.0.get_object(req).await
     }
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         self.0.head_object(req).await
     }
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         self.0.put_object(req).await
     }
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.0.delete_object(req).await
     }
 }
 
 fn setup() -> Setup {
+    setup_with(CachePolicy {
+        max_object_size: 1 << 20,
+        ttl: None,
+        ..CachePolicy::default()
+    })
+}
+
+fn setup_with(policy: CachePolicy) -> Setup {
     let metrics = Arc::new(Metrics::new());
     let origin = Arc::new(FakeOrigin::default());
     let tier = Arc::new(MemoryTier::new(64 << 20, EvictionPolicy::Lru, None));
     let engine = Engine::new(
-        Origin::from_s3(
-            Shared(Arc::clone(&origin)),
-            Arc::clone(&metrics),
-            "fake".to_owned(),
-        ),
+        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "fake".to_owned()),
         Arc::clone(&tier) as Arc<dyn CacheTier>,
         metrics,
-        CachePolicy {
-            max_object_size: 1 << 20,
-            ttl: None,
-            ttl_rules: Vec::new(),
-        },
+        policy,
     );
-    Setup {
-        engine,
-        origin,
-        tier,
-    }
+    Setup { engine, origin, tier }
 }
 
 fn get_input(key: &str) -> S3Request<GetObjectInput> {
@@ -229,9 +211,7 @@ fn put_input(key: &str, body: &'static [u8]) -> S3Request<PutObjectInput> {
         .build()
         .unwrap();
     input.content_length = Some(i64::try_from(body.len()).unwrap());
-    input.body = Some(StreamingBlob::from(s3s::Body::from(Bytes::from_static(
-        body,
-    ))));
+    input.body = Some(StreamingBlob::from(s3s::Body::from(Bytes::from_static(body))));
     request(input)
 }
 
@@ -288,10 +268,7 @@ async fn a_fill_that_read_the_old_object_does_not_overwrite_a_newer_put() {
     s.origin.store("k", b"old");
     let (read, release) = s.origin.hold_reads();
     let engine = Arc::clone(&s.engine);
-    let slow_get =
-        tokio::spawn(
-            async move { read_body(engine.get_object(get_input("k")).await.unwrap()).await },
-        );
+    let slow_get = tokio::spawn(async move { read_body(engine.get_object(get_input("k")).await.unwrap()).await });
     // The fill has read "old" from the origin and is held before it can insert.
     read.acquire().await.unwrap().forget();
     *s.origin.hold.lock().unwrap() = None;
@@ -326,9 +303,7 @@ async fn a_fill_that_read_the_old_object_does_not_resurrect_a_delete() {
     );
     let targets = Target::new("bkt", "k", None).into_iter().collect();
     s.engine
-        .write("DeleteObject", targets, move |s3: &dyn S3| {
-            s3.delete_object(del)
-        })
+        .write("DeleteObject", targets, move |s3: &dyn S3| s3.delete_object(del))
         .await
         .unwrap();
     release.add_permits(1);
@@ -375,10 +350,7 @@ async fn ranges_and_conditionals_are_answered_from_the_entry() {
     assert_eq!(resp.output.content_range.as_deref(), Some("bytes 2-4/10"));
     assert_eq!(&read_body(resp).await.0[..], b"234");
     let mut req = get_input("k");
-    req.input.range = Some(s3s::dto::Range::Int {
-        first: 10,
-        last: None,
-    });
+    req.input.range = Some(s3s::dto::Range::Int { first: 10, last: None });
     let err = s.engine.get_object(req).await.err().unwrap();
     assert_eq!(*err.code(), S3ErrorCode::InvalidRange);
     let mut req = get_input("k");
@@ -390,4 +362,154 @@ async fn ranges_and_conditionals_are_answered_from_the_entry() {
     let err = s.engine.get_object(req).await.err().unwrap();
     assert_eq!(*err.code(), S3ErrorCode::PreconditionFailed);
     assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1);
+}
+
+fn expiring(ttl_ms: u64, freshness: crate::config::Freshness) -> Setup {
+    setup_with(CachePolicy {
+        max_object_size: 1 << 20,
+        ttl: Some(Duration::from_millis(ttl_ms)),
+        ttl_rules: Vec::new(),
+        freshness,
+    })
+}
+
+#[tokio::test]
+async fn an_expired_entry_is_renewed_by_a_304_without_moving_bytes() {
+    let s = expiring(100, crate::config::Freshness::default());
+    s.origin.store("k", b"same");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!((&body[..], status.as_str()), (&b"same"[..], "miss"));
+    assert_eq!(
+        s.origin.not_modified.load(Ordering::SeqCst),
+        1,
+        "revalidated with If-None-Match"
+    );
+    // Renewed: fresh again, no origin request.
+    let (_, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!(status, "hit-memory");
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_changed_object_replaces_the_expired_entry() {
+    let s = expiring(100, crate::config::Freshness::default());
+    s.origin.store("k", b"old");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    s.origin.store("k", b"new");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        &read_body(s.engine.get_object(get_input("k")).await.unwrap()).await.0[..],
+        b"new"
+    );
+    assert_eq!(s.origin.not_modified.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_expired_entry_within_its_bound_only() {
+    let s = expiring(
+        100,
+        crate::config::Freshness {
+            stale_if_error: Duration::from_millis(300),
+            ..Default::default()
+        },
+    );
+    s.origin.store("k", b"kept");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    s.origin.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (body, _) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!(
+        &body[..],
+        b"kept",
+        "origin down, within stale-if-error: the stale entry"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let err = s
+        .engine
+        .get_object(get_input("k"))
+        .await
+        .map(|_| ())
+        .expect_err("past the bound");
+    assert_eq!(*err.code(), S3ErrorCode::ServiceUnavailable);
+}
+
+#[tokio::test]
+async fn without_stale_if_error_an_origin_failure_is_an_error() {
+    let s = expiring(100, crate::config::Freshness::default());
+    s.origin.store("k", b"kept");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    s.origin.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(s.engine.get_object(get_input("k")).await.is_err());
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let s = expiring(
+        100,
+        crate::config::Freshness {
+            stale_while_revalidate: Duration::from_secs(5),
+            ..Default::default()
+        },
+    );
+    s.origin.store("k", b"v1");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    s.origin.store("k", b"v2");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (body, status) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    assert_eq!(
+        (&body[..], status.as_str()),
+        (&b"v1"[..], "hit-memory"),
+        "stale answer at once"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (body, _) = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+        if &body[..] == b"v2" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "background refresh never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn negative_caching_holds_a_404_until_a_write() {
+    let s = expiring(
+        60_000,
+        crate::config::Freshness {
+            negative_ttl: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    );
+    for _ in 0..3 {
+        let err = s
+            .engine
+            .get_object(get_input("nothing"))
+            .await
+            .map(|_| ())
+            .expect_err("404");
+        assert_eq!(*err.code(), S3ErrorCode::NoSuchKey);
+    }
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1, "the 404 was cached");
+    s.engine
+        .put_object(put_input("nothing", b"now it exists"))
+        .await
+        .unwrap();
+    let (body, _) = read_body(s.engine.get_object(get_input("nothing")).await.unwrap()).await;
+    assert_eq!(&body[..], b"now it exists");
+}
+
+#[tokio::test]
+async fn negative_caching_is_off_by_default() {
+    let s = setup();
+    for _ in 0..2 {
+        assert!(s.engine.get_object(get_input("nothing")).await.is_err());
+    }
+    assert_eq!(s.origin.gets.load(Ordering::SeqCst), 2);
 }

@@ -53,10 +53,7 @@ impl Engine {
     ) -> S3Result<S3Response<T>> {
         let engine = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let result = engine
-                .origin
-                .call(operation, call(engine.origin.s3()))
-                .await;
+            let result = engine.origin.call(operation, call(engine.origin.s3())).await;
             // Invalidate even when the origin failed: a timeout or 5xx may still have applied.
             for target in &targets {
                 engine.invalidate(operation, target).await;
@@ -80,10 +77,7 @@ impl Engine {
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let Some(target) = Target::new(&req.input.bucket, &req.input.key, None) else {
-            return self
-                .origin
-                .call("PutObject", self.origin.s3().put_object(req))
-                .await;
+            return self.origin.call("PutObject", self.origin.s3().put_object(req)).await;
         };
         let declared = req.input.content_length.and_then(|n| u64::try_from(n).ok());
         let capture = match declared {
@@ -108,8 +102,7 @@ impl Engine {
                 .call("PutObject", engine.origin.s3().put_object(req))
                 .await;
             let (sequence, token) = engine.invalidate("PutObject", &target).await;
-            if let (Ok(resp), Some(capture), Some(len), Some(token)) =
-                (&result, capture, declared, token)
+            if let (Ok(resp), Some(capture), Some(len), Some(token)) = (&result, capture, declared, token)
                 && let Some(bytes) = capture.take().filter(|b| b.len() as u64 == len)
             {
                 engine
@@ -150,10 +143,7 @@ impl Engine {
         };
         let head = match self
             .origin
-            .call(
-                "HeadObject",
-                self.origin.s3().head_object(origin::request(head_input)),
-            )
+            .call("HeadObject", self.origin.s3().head_object(origin::request(head_input)))
             .await
         {
             Ok(resp) => resp.output,
@@ -170,29 +160,17 @@ impl Engine {
             return;
         }
         let meta = ObjectMeta::from_head_output(&head);
-        self.store(
-            key.clone(),
-            Arc::new(Entry { meta, body: bytes }),
-            sequence,
-            token,
-        )
-        .await;
+        self.store(key.clone(), Arc::new(Entry::new(meta, bytes)), sequence, token)
+            .await;
     }
 
     /// Removes what the cache holds for `target` and stops in-flight fills from storing stale
     /// bytes. Returns the write's sequence number and, when the tier took the invalidation,
     /// the token a write-through presents (`None` when the tier failed: then nothing is
     /// written through).
-    pub(super) async fn invalidate(
-        &self,
-        operation: &'static str,
-        target: &Target,
-    ) -> (u64, Option<FillToken>) {
+    pub(super) async fn invalidate(&self, operation: &'static str, target: &Target) -> (u64, Option<FillToken>) {
         let latest = &target.key;
-        let versioned = target
-            .version
-            .as_deref()
-            .map(|v| latest.clone().with_version(Some(v)));
+        let versioned = target.version.as_deref().map(|v| latest.clone().with_version(Some(v)));
         let permit = self.guard.begin_write(latest).await;
         let mut token = None;
         let keys: Vec<&CacheKey> = versioned.iter().chain(std::iter::once(latest)).collect();

@@ -113,9 +113,7 @@ impl Message {
                 // "-" for none, "+version" for some: keeps an empty version id distinct.
                 put(
                     &mut out,
-                    &version
-                        .as_ref()
-                        .map_or_else(|| "-".to_owned(), |v| format!("+{v}")),
+                    &version.as_ref().map_or_else(|| "-".to_owned(), |v| format!("+{v}")),
                 );
             }
             Self::Ack { to, id, from } => {
@@ -162,11 +160,7 @@ impl Message {
             b'A' => {
                 let to = field()?;
                 let id = field()?.parse().ok()?;
-                Self::Ack {
-                    to,
-                    id,
-                    from: field()?,
-                }
+                Self::Ack { to, id, from: field()? }
             }
             _ => return None,
         };
@@ -246,8 +240,7 @@ impl Bus {
     /// Whether the memory tier may be trusted now.
     #[must_use]
     pub fn is_coherent(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
-            && lock(&self.trusted_from).is_some_and(|t| Instant::now() >= t)
+        self.connected.load(Ordering::SeqCst) && lock(&self.trusted_from).is_some_and(|t| Instant::now() >= t)
     }
 
     /// Tells every peer to drop `key`, and waits (bounded) for their acknowledgements.
@@ -286,22 +279,13 @@ impl Bus {
                 .query_async(&mut conn),
         )
         .await
-        .unwrap_or_else(|_| {
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "publish timed out",
-            )))
-        });
+        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "publish timed out"))));
         self.metrics.bus_message("sent");
         if let Err(e) = published {
             lock(&self.pending).remove(&id);
             return Err(format!("publish failed: {e}"));
         }
-        if lock(&self.pending).contains_key(&id)
-            && tokio::time::timeout(self.config.ack_timeout, rx)
-                .await
-                .is_err()
-        {
+        if lock(&self.pending).contains_key(&id) && tokio::time::timeout(self.config.ack_timeout, rx).await.is_err() {
             let missing = lock(&self.pending)
                 .remove(&id)
                 .map(|p| p.waiting_for.len())
@@ -357,11 +341,7 @@ impl Bus {
                 self.metrics.bus_message("received");
                 // In a task of its own: the write guard's stripe may be busy, and the
                 // subscription must keep delivering (acks to this process's own writes, too).
-                let (guard, l1, me) = (
-                    Arc::clone(&self.guard),
-                    Arc::clone(&self.l1),
-                    self.id.clone(),
-                );
+                let (guard, l1, me) = (Arc::clone(&self.guard), Arc::clone(&self.l1), self.id.clone());
                 let publisher = lock(&self.publisher).clone();
                 tokio::spawn(async move {
                     if let Ok(k) = CacheKey::new(&bucket, &key) {
@@ -371,11 +351,7 @@ impl Bus {
                         let _permit = guard.begin_write(&k).await;
                         l1.remove(&k);
                     }
-                    let ack = Message::Ack {
-                        to: from,
-                        id,
-                        from: me,
-                    };
+                    let ack = Message::Ack { to: from, id, from: me };
                     if let Some(mut conn) = publisher {
                         let _: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                             .arg(CHANNEL)
@@ -424,10 +400,7 @@ async fn heartbeat_loop(bus: std::sync::Weak<Bus>) {
             let hb = Message::Heartbeat { from: b.id.clone() }.encode();
             let _ = tokio::time::timeout(
                 interval,
-                redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(hb)
-                    .query_async::<i64>(&mut conn),
+                redis::cmd("PUBLISH").arg(CHANNEL).arg(hb).query_async::<i64>(&mut conn),
             )
             .await;
         }
@@ -479,10 +452,7 @@ async fn session(bus: &Arc<Bus>, url: &str) -> redis::RedisResult<()> {
         // Our own heartbeats come back through the subscription: silence means it is broken.
         let silence = bus.config.heartbeat * 4;
         match tokio::time::timeout(silence, stream.next()).await {
-            Ok(Some(msg)) => {
-                bus.handle(msg.get_payload_bytes(), &mut last_seen_self)
-                    .await
-            }
+            Ok(Some(msg)) => bus.handle(msg.get_payload_bytes(), &mut last_seen_self).await,
             Ok(None) => return Ok(()),
             Err(_) => {}
         }
@@ -528,14 +498,7 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_rejected() {
-        for bad in [
-            &b""[..],
-            b"X3:abc",
-            b"H3:ab",
-            b"H3:abcx",
-            b"I1:a",
-            b"A1:a2:xx1:b",
-        ] {
+        for bad in [&b""[..], b"X3:abc", b"H3:ab", b"H3:abcx", b"I1:a", b"A1:a2:xx1:b"] {
             assert_eq!(Message::decode(bad), None, "{bad:?}");
         }
     }

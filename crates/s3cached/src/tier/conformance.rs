@@ -10,15 +10,15 @@ use crate::entry::{Entry, ObjectMeta};
 use crate::key::CacheKey;
 
 fn entry(body: &'static [u8], etag: &str) -> Arc<Entry> {
-    Arc::new(Entry {
-        meta: ObjectMeta {
+    Arc::new(Entry::new(
+        ObjectMeta {
             size: body.len() as u64,
             e_tag: Some(s3s::dto::ETag::Strong(etag.to_owned())),
             content_type: Some("application/octet-stream".to_owned()),
             ..ObjectMeta::default()
         },
-        body: Bytes::from_static(body),
-    })
+        Bytes::from_static(body),
+    ))
 }
 
 /// Runs every conformance check against `tier`. Keys are prefixed per check so one tier
@@ -47,11 +47,7 @@ async fn stale_fills_are_refused(tier: &dyn CacheTier) {
         .insert(k.clone(), entry(b"old", "e1"), None, token)
         .await
         .expect("insert");
-    assert!(
-        !stored,
-        "{}: a fill older than a write must be refused",
-        tier.name()
-    );
+    assert!(!stored, "{}: a fill older than a write must be refused", tier.name());
     assert!(tier.get(&k).await.expect("get").entry.is_none());
     let stored = tier
         .insert(k.clone(), entry(b"new", "e2"), None, fresh)
@@ -66,11 +62,7 @@ async fn stale_fills_are_refused(tier: &dyn CacheTier) {
 async fn fill(tier: &dyn CacheTier, key: CacheKey, entry: Arc<Entry>, ttl: Option<Duration>) {
     let token = tier.get(&key).await.expect("lookup before fill").token;
     let stored = tier.insert(key, entry, ttl, token).await.expect("insert");
-    assert!(
-        stored,
-        "{}: a fill with a fresh token must store",
-        tier.name()
-    );
+    assert!(stored, "{}: a fill with a fresh token must store", tier.name());
 }
 
 fn key(name: &str) -> CacheKey {
@@ -86,12 +78,7 @@ async fn miss_then_hit(tier: &dyn CacheTier) {
     );
     let e = entry(b"hello", "e1");
     fill(tier, k.clone(), Arc::clone(&e), None).await;
-    let got = tier
-        .get(&k)
-        .await
-        .expect("get")
-        .entry
-        .expect("hit after insert");
+    let got = tier.get(&k).await.expect("get").entry.expect("hit after insert");
     assert_eq!(*got, *e, "{}: entry must round-trip unchanged", tier.name());
 }
 
@@ -128,12 +115,7 @@ async fn versions_are_separate(tier: &dyn CacheTier) {
     fill(tier, latest.clone(), entry(b"latest", "e2"), None).await;
     fill(tier, v1.clone(), entry(b"first", "e1"), None).await;
     tier.invalidate(&latest).await.expect("invalidate");
-    let got = tier
-        .get(&v1)
-        .await
-        .expect("get")
-        .entry
-        .expect("version entry survives");
+    let got = tier.get(&v1).await.expect("get").entry.expect("version entry survives");
     assert_eq!(got.body, Bytes::from_static(b"first"));
 }
 
@@ -171,11 +153,7 @@ async fn awkward_keys(tier: &dyn CacheTier) {
         let k = key(name);
         fill(tier, k.clone(), entry(b"odd", "e1"), None).await;
         let got = tier.get(&k).await.expect("get").entry;
-        assert!(
-            got.is_some(),
-            "{}: key {name:?} must round-trip",
-            tier.name()
-        );
+        assert!(got.is_some(), "{}: key {name:?} must round-trip", tier.name());
         let other = key(&format!("{name}-other"));
         assert!(
             tier.get(&other).await.expect("get").entry.is_none(),

@@ -31,12 +31,7 @@ struct Slot {
 struct PerEntryTtl;
 
 impl Expiry<CacheKey, Slot> for PerEntryTtl {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Slot,
-        _now: Instant,
-    ) -> Option<Duration> {
+    fn expire_after_create(&self, _key: &CacheKey, value: &Slot, _now: Instant) -> Option<Duration> {
         value.ttl
     }
 
@@ -120,11 +115,7 @@ impl CacheTier for MemoryTier {
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let entry = self.peek(key);
         if let Some(m) = &self.metrics {
-            if entry.is_some() {
-                m.hit(NAME)
-            } else {
-                m.miss(NAME)
-            }
+            if entry.is_some() { m.hit(NAME) } else { m.miss(NAME) }
         }
         Ok(Lookup {
             entry,
@@ -165,13 +156,13 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(len: usize) -> Arc<Entry> {
-        Arc::new(Entry {
-            meta: ObjectMeta {
+        Arc::new(Entry::new(
+            ObjectMeta {
                 size: len as u64,
                 ..ObjectMeta::default()
             },
-            body: Bytes::from(vec![7u8; len]),
-        })
+            Bytes::from(vec![7u8; len]),
+        ))
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 
 use s3s::dto::{ETag, Metadata, Timestamp};
 
-use crate::entry::ObjectMeta;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::entry::{Entry, ObjectMeta};
 
 const MAGIC: &[u8; 4] = b"S3C\x01";
 
@@ -89,9 +91,7 @@ impl<'a> Reader<'a> {
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
         let at = self.pos;
-        self.take(N)?
-            .try_into()
-            .map_err(|_| RecordError::Length(at))
+        self.take(N)?.try_into().map_err(|_| RecordError::Length(at))
     }
 
     fn flag(&mut self) -> Result<bool, RecordError> {
@@ -111,11 +111,7 @@ impl<'a> Reader<'a> {
     }
 
     fn opt_str(&mut self) -> Result<Option<String>, RecordError> {
-        if self.flag()? {
-            self.str().map(Some)
-        } else {
-            Ok(None)
-        }
+        if self.flag()? { self.str().map(Some) } else { Ok(None) }
     }
 
     fn opt_i32(&mut self) -> Result<Option<i32>, RecordError> {
@@ -203,9 +199,44 @@ record_str_via_as_str!(
     s3s::dto::ChecksumType
 );
 
-/// Encodes `meta` as a record.
+/// Everything about an entry except its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// When the origin last confirmed the entry.
+    pub validated_at: SystemTime,
+    /// A negative entry.
+    pub missing: bool,
+}
+
+impl Header {
+    /// The header of `entry`.
+    #[must_use]
+    pub fn of(entry: &Entry) -> Self {
+        Self {
+            meta: entry.meta.clone(),
+            validated_at: entry.validated_at,
+            missing: entry.missing,
+        }
+    }
+
+    /// The entry made of this header and `body`.
+    #[must_use]
+    pub fn with_body(self, body: bytes::Bytes) -> Entry {
+        Entry {
+            meta: self.meta,
+            body,
+            validated_at: self.validated_at,
+            missing: self.missing,
+        }
+    }
+}
+
+/// Encodes an entry's header as a record.
 #[must_use]
-pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
+pub fn encode(header: &Header) -> Vec<u8> {
+    let meta = &header.meta;
     let mut w = Writer(Vec::with_capacity(256));
     w.0.extend_from_slice(MAGIC);
     w.0.extend_from_slice(&meta.size.to_le_bytes());
@@ -241,6 +272,12 @@ pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
             w.str(v);
         }
     }
+    let millis = header
+        .validated_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    w.0.extend_from_slice(&millis.to_le_bytes());
+    w.flag(header.missing);
     w.0
 }
 
@@ -248,7 +285,7 @@ pub fn encode(meta: &ObjectMeta) -> Vec<u8> {
 ///
 /// # Errors
 /// [`RecordError`] when `buf` is not a complete record of this version.
-pub fn decode(buf: &[u8]) -> Result<ObjectMeta, RecordError> {
+pub fn decode(buf: &[u8]) -> Result<Header, RecordError> {
     let mut r = Reader { buf, pos: 0 };
     if r.take(4).map_err(|_| RecordError::Magic)? != MAGIC {
         return Err(RecordError::Magic);
@@ -285,10 +322,16 @@ pub fn decode(buf: &[u8]) -> Result<ObjectMeta, RecordError> {
         }
         meta.metadata = Some(m);
     }
+    let validated_at = UNIX_EPOCH + Duration::from_millis(u64::from_le_bytes(r.array()?));
+    let missing = r.flag()?;
     if r.pos != buf.len() {
         return Err(RecordError::Length(r.pos));
     }
-    Ok(meta)
+    Ok(Header {
+        meta,
+        validated_at,
+        missing,
+    })
 }
 
 #[cfg(test)]
@@ -329,29 +372,38 @@ mod tests {
         }
     }
 
+    fn header(meta: ObjectMeta, missing: bool) -> Header {
+        Header {
+            meta,
+            validated_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_456),
+            missing,
+        }
+    }
+
     #[test]
     fn round_trips() {
-        for meta in [
-            full(),
-            ObjectMeta::default(),
-            ObjectMeta {
-                e_tag: Some(ETag::Weak("w".into())),
-                ..Default::default()
-            },
+        let weak = ObjectMeta {
+            e_tag: Some(ETag::Weak("w".into())),
+            ..Default::default()
+        };
+        for h in [
+            header(full(), false),
+            header(ObjectMeta::default(), true),
+            header(weak, false),
         ] {
-            assert_eq!(decode(&encode(&meta)).unwrap(), meta);
+            assert_eq!(decode(&encode(&h)).unwrap(), h);
         }
     }
 
     #[test]
     fn is_compact() {
-        let len = encode(&full()).len();
+        let len = encode(&header(full(), false)).len();
         assert!(len < 400, "record is {len} bytes");
     }
 
     #[test]
     fn rejects_damage() {
-        let good = encode(&full());
+        let good = encode(&header(full(), false));
         assert_eq!(decode(b"nope"), Err(RecordError::Magic));
         for cut in [4, 12, good.len() / 2, good.len() - 1] {
             assert!(decode(&good[..cut]).is_err(), "cut at {cut}");

@@ -120,24 +120,17 @@ async fn open(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_secs(2));
-            Ok(Conn::Single(
-                client.get_connection_manager_with_config(config).await?,
-            ))
+            Ok(Conn::Single(client.get_connection_manager_with_config(config).await?))
         }
-        RedisTarget::Cluster {
-            read_from_replicas, ..
-        } => {
+        RedisTarget::Cluster { read_from_replicas, .. } => {
             let mut builder = ClusterClient::builder(target.urls())
                 .connection_timeout(connect_timeout)
                 .response_timeout(timeout)
                 .retries(1);
             if *read_from_replicas {
-                builder = builder
-                    .read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy);
+                builder = builder.read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy);
             }
-            Ok(Conn::Cluster(
-                builder.build()?.get_async_connection().await?,
-            ))
+            Ok(Conn::Cluster(builder.build()?.get_async_connection().await?))
         }
     }
 }
@@ -219,10 +212,7 @@ impl RedisTier {
     }
 
     /// Runs one call with the timeout, feeding the breaker.
-    async fn call<T>(
-        &self,
-        fut: impl std::future::Future<Output = RedisResult<T>>,
-    ) -> Result<T, TierError> {
+    async fn call<T>(&self, fut: impl std::future::Future<Output = RedisResult<T>>) -> Result<T, TierError> {
         match tokio::time::timeout(self.config.timeout, fut).await {
             Ok(Ok(v)) => {
                 self.breaker.success();
@@ -234,10 +224,7 @@ impl RedisTier {
             }
             Err(_) => {
                 self.breaker.failure();
-                Err(Self::unavailable(format!(
-                    "no answer within {:?}",
-                    self.config.timeout
-                )))
+                Err(Self::unavailable(format!("no answer within {:?}", self.config.timeout)))
             }
         }
     }
@@ -256,9 +243,7 @@ impl RedisTier {
                     );
                 }
             }
-            None => info!(
-                "cannot read Redis maxmemory-policy (CONFIG may be disabled, as on ElastiCache)"
-            ),
+            None => info!("cannot read Redis maxmemory-policy (CONFIG may be disabled, as on ElastiCache)"),
         }
     }
 
@@ -311,18 +296,13 @@ impl CacheTier for RedisTier {
         cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
         let mut values: Vec<Option<Vec<u8>>> = self.call(conn.query(&cmd)).await?;
         let generation = parse_generation(values.get(2).and_then(Option::as_deref));
-        let token = FillToken {
-            generation,
-            epoch: 0,
-        };
-        let (Some(Some(body)), Some(Some(meta))) =
-            (values.get_mut(0).map(Option::take), values.get(1))
-        else {
+        let token = FillToken { generation, epoch: 0 };
+        let (Some(Some(body)), Some(Some(meta))) = (values.get_mut(0).map(Option::take), values.get(1)) else {
             self.metrics.miss(NAME);
             return Ok(Lookup::miss(token));
         };
-        let meta = match record::decode(meta) {
-            Ok(m) if m.size == body.len() as u64 => m,
+        let header = match record::decode(meta) {
+            Ok(h) if h.meta.size == body.len() as u64 => h,
             Ok(_) | Err(_) => {
                 // Half an entry (one key evicted, or written by another version): a miss.
                 self.metrics.miss(NAME);
@@ -331,10 +311,7 @@ impl CacheTier for RedisTier {
         };
         self.metrics.hit(NAME);
         Ok(Lookup {
-            entry: Some(Arc::new(Entry {
-                meta,
-                body: Bytes::from(body),
-            })),
+            entry: Some(Arc::new(header.with_body(Bytes::from(body)))),
             tier: NAME,
             token,
         })
@@ -354,9 +331,7 @@ impl CacheTier for RedisTier {
         let keys = RedisKeys::of(&key);
         let mut conn = self.conn()?;
         let expected = token.generation.map(|g| g.to_string()).unwrap_or_default();
-        let ttl_ms = ttl.map_or(0, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let ttl_ms = ttl.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         let mut inv = self.store.prepare_invoke();
         inv.key(&keys.body)
             .key(&keys.meta)
@@ -364,7 +339,7 @@ impl CacheTier for RedisTier {
             .arg(expected)
             .arg(ttl_ms)
             .arg(entry.body.as_ref())
-            .arg(record::encode(&entry.meta));
+            .arg(record::encode(&record::Header::of(&entry)));
         let stored: i64 = self.call(conn.invoke(&inv)).await?;
         Ok(stored == 1)
     }
@@ -394,11 +369,7 @@ impl CacheTier for RedisTier {
     }
 
     fn health(&self) -> TierHealth {
-        let connected = self
-            .conn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
+        let connected = self.conn.lock().unwrap_or_else(PoisonError::into_inner).is_some();
         if !connected {
             TierHealth::Degraded("redis: not connected".to_owned())
         } else if self.breaker.is_open() {

@@ -16,6 +16,7 @@ use super::bus::Bus;
 use super::memory::{self, MemoryTier};
 use super::redis::RedisTier;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
+use crate::config::CachePolicy;
 use crate::engine::guard::WriteGuard;
 use crate::entry::Entry;
 use crate::key::CacheKey;
@@ -31,8 +32,8 @@ pub struct Tiered {
     bus: Arc<Bus>,
     guard: Arc<WriteGuard>,
     metrics: Arc<Metrics>,
-    /// Lifetime of an entry copied from L2 into L1.
-    l1_ttl: Option<Duration>,
+    /// Lifetimes of entries copied from L2 into L1.
+    policy: CachePolicy,
 }
 
 impl Tiered {
@@ -45,7 +46,7 @@ impl Tiered {
         bus: Arc<Bus>,
         guard: Arc<WriteGuard>,
         metrics: Arc<Metrics>,
-        l1_ttl: Option<Duration>,
+        policy: CachePolicy,
     ) -> Self {
         Self {
             l1,
@@ -53,7 +54,7 @@ impl Tiered {
             bus,
             guard,
             metrics,
-            l1_ttl,
+            policy,
         }
     }
 
@@ -93,7 +94,11 @@ impl CacheTier for Tiered {
             && self.bus.epoch() == epoch
             && let Some(_permit) = self.guard.permit_insert(key, snapshot).await
         {
-            self.l1.put(key.clone(), Arc::clone(entry), self.l1_ttl);
+            self.l1.put(
+                key.clone(),
+                Arc::clone(entry),
+                self.policy.retention_for(key, entry.missing),
+            );
         }
         Ok(lookup)
     }
@@ -105,11 +110,7 @@ impl CacheTier for Tiered {
         ttl: Option<Duration>,
         token: FillToken,
     ) -> Result<bool, TierError> {
-        match self
-            .l2
-            .insert(key.clone(), Arc::clone(&entry), ttl, token)
-            .await
-        {
+        match self.l2.insert(key.clone(), Arc::clone(&entry), ttl, token).await {
             Ok(false) => return Ok(false),
             Ok(true) => {}
             // L2 down: peers' writes still reach this process's guard through the bus (or the
@@ -148,9 +149,9 @@ impl CacheTier for Tiered {
 
     fn health(&self) -> TierHealth {
         match self.l2.health() {
-            TierHealth::Healthy if !self.bus.is_coherent() => TierHealth::Degraded(
-                "memory tier not in use: invalidation bus connecting".to_owned(),
-            ),
+            TierHealth::Healthy if !self.bus.is_coherent() => {
+                TierHealth::Degraded("memory tier not in use: invalidation bus connecting".to_owned())
+            }
             other => other,
         }
     }
