@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use s3cached::config::EventsConfig;
 use s3cached::config::{
     CachePolicy, ClientAuth, Credentials, EvictionPolicy, Freshness, MemoryConfig, OriginConfig, ServeConfig,
     TierConfig, TtlRule,
 };
+use s3cached::events::apply::{ApplyConfig, HydrationRule};
+use s3cached::events::sqs::SqsConfig;
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
 use s3cached::tier::breaker::BreakerConfig;
@@ -129,6 +132,41 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_NEGATIVE_TTL", default_value = "off")]
     negative_ttl: String,
 
+    /// Accept S3 event notifications at POST /events on the admin listener from requests
+    /// carrying `Authorization: Bearer TOKEN` (MinIO, Ceph RGW and other webhook senders).
+    #[arg(long, env = "S3CACHED_WEBHOOK_TOKEN", hide_env_values = true)]
+    webhook_token: Option<String>,
+
+    /// Poll this SQS queue for S3 event notifications (AWS S3, SNS-wrapped or EventBridge).
+    #[arg(long, env = "S3CACHED_SQS_QUEUE_URL")]
+    sqs_queue_url: Option<String>,
+
+    /// SQS endpoint URL, for SQS-compatible servers (default: AWS in the origin's region).
+    #[arg(long, env = "S3CACHED_SQS_ENDPOINT")]
+    sqs_endpoint: Option<String>,
+
+    /// Long-poll wait per SQS receive (at most 20s).
+    #[arg(long, env = "S3CACHED_SQS_WAIT", default_value = "20s")]
+    sqs_wait: humantime::Duration,
+
+    /// Load objects created under BUCKET[/PREFIX] into the cache when their event arrives
+    /// (write-through for writes made at the origin); other created objects are invalidated.
+    /// Repeatable.
+    #[arg(long = "hydrate", env = "S3CACHED_HYDRATE", value_delimiter = ',')]
+    hydrate: Vec<HydrationRule>,
+
+    /// Largest object hydrated from events (default: --max-object-size).
+    #[arg(long, env = "S3CACHED_HYDRATE_MAX_SIZE")]
+    hydrate_max_size: Option<ByteSize>,
+
+    /// Load s3://BUCKET/PREFIX into the cache at start-up (in the background). Repeatable.
+    #[arg(long = "warm", env = "S3CACHED_WARM", value_delimiter = ',')]
+    warm: Vec<HydrationRule>,
+
+    /// Objects loaded at once during warm-up.
+    #[arg(long, env = "S3CACHED_WARM_CONCURRENCY", default_value_t = 8)]
+    warm_concurrency: usize,
+
     /// Which tiers hold entries: memory (in-process), redis (shared), or memory+redis (memory
     /// over a shared Redis, kept coherent across processes).
     #[arg(long, env = "S3CACHED_TIER", value_enum, default_value_t = TierMode::Memory)]
@@ -214,7 +252,8 @@ fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<ServeConfig> {
+    /// The library configuration these flags describe.
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
         let endpoint = self.origin_endpoint.or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
         let region = self
             .origin_region
@@ -307,7 +346,32 @@ impl ServeArgs {
             ),
             (_, None) => bail!("--tier {:?} needs --redis-url or --redis-cluster", self.tier),
         };
+        let sqs = self.sqs_queue_url.map(|queue_url| SqsConfig {
+            queue_url,
+            endpoint: self.sqs_endpoint,
+            region: match &origin {
+                OriginConfig::S3 { region, .. } => region.clone(),
+                OriginConfig::LocalDir(_) => "us-east-1".to_owned(),
+            },
+            credentials: match &origin {
+                OriginConfig::S3 { credentials, .. } => credentials.clone(),
+                OriginConfig::LocalDir(_) => None,
+            },
+            wait: self.sqs_wait.into(),
+            max_receives: 5,
+        });
+        let events = EventsConfig {
+            webhook_token: self.webhook_token.filter(|t| !t.is_empty()),
+            sqs,
+            apply: ApplyConfig {
+                hydrate: self.hydrate,
+                hydrate_max_size: self.hydrate_max_size.unwrap_or(self.max_object_size).bytes(),
+            },
+            warm: self.warm,
+            warm_concurrency: self.warm_concurrency,
+        };
         Ok(ServeConfig {
+            events,
             listen: self.listen,
             admin_listen,
             domains: self.domains,

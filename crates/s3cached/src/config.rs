@@ -219,6 +219,21 @@ impl Default for CachePolicy {
     }
 }
 
+/// Event notifications (webhook, SQS) and warm-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Enables `POST /events` on the admin listener for requests bearing this token.
+    pub webhook_token: Option<String>,
+    /// Polls this queue.
+    pub sqs: Option<crate::events::sqs::SqsConfig>,
+    /// What created objects are hydrated.
+    pub apply: crate::events::apply::ApplyConfig,
+    /// Prefixes loaded at start-up.
+    pub warm: Vec<crate::events::apply::HydrationRule>,
+    /// Objects loaded at once during warm-up.
+    pub warm_concurrency: usize,
+}
+
 /// Which tiers hold entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TierConfig {
@@ -274,6 +289,8 @@ pub struct ServeConfig {
     pub memory: MemoryConfig,
     /// Which tiers.
     pub tier: TierConfig,
+    /// Event notifications and warm-up.
+    pub events: EventsConfig,
     /// Caching rules.
     pub policy: CachePolicy,
     /// How long in-flight requests may run after a shutdown signal.

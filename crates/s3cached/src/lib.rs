@@ -5,10 +5,12 @@
 //! ([`metrics`]) and the HTTP server that ties them together ([`server`]). The `s3cached` binary
 //! builds a [`config::ServeConfig`] from flags and calls [`server::serve`].
 
+pub mod admin;
 pub mod conditional;
 pub mod config;
 pub mod engine;
 pub mod entry;
+pub mod events;
 pub mod front;
 pub mod key;
 pub mod metrics;
@@ -17,3 +19,4 @@ pub mod range;
 pub mod server;
 pub mod size;
 pub mod tier;
+pub mod warm;

@@ -73,6 +73,15 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// Labels: an event's source and what was done with it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `webhook`, `sqs` or `warm`.
+    pub source: &'static str,
+    /// `hydrated`, `invalidated`, `stale` or `error`.
+    pub result: &'static str,
+}
+
 /// The metric set of one s3cached process.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -96,6 +105,8 @@ pub struct Metrics {
     bus_ack_timeouts: Counter,
     revalidations: Family<FillResult, Counter>,
     stale_served: Family<Reason, Counter>,
+    events: Family<EventLabels, Counter>,
+    poison_messages: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -230,6 +241,18 @@ impl Metrics {
             "Expired entries served: while_revalidate (a refresh runs) or if_error (the origin failed)",
             stale_served.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        r.register(
+            "events",
+            "S3 event notifications applied, by source and outcome",
+            events.clone(),
+        );
+        let poison_messages = Counter::default();
+        r.register(
+            "event_poison_messages",
+            "Queue messages dropped because they could not be parsed or kept failing",
+            poison_messages.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -252,6 +275,8 @@ impl Metrics {
             bus_ack_timeouts,
             revalidations,
             stale_served,
+            events,
+            poison_messages,
         }
     }
 
@@ -344,6 +369,16 @@ impl Metrics {
     /// Records a stale entry served.
     pub fn stale_served(&self, reason: &'static str) {
         self.stale_served.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records an applied event.
+    pub fn event(&self, source: &'static str, result: &'static str) {
+        self.events.get_or_create(&EventLabels { source, result }).inc();
+    }
+
+    /// Records a dropped queue message.
+    pub fn poison_message(&self) {
+        self.poison_messages.inc();
     }
 
     /// Records a failed tier operation.

@@ -7,9 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,14 +22,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::{CachePolicy, OriginConfig, ServeConfig, TierConfig};
+use crate::admin::Admin;
+use crate::config::{CachePolicy, EventsConfig, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
 use crate::engine::guard::WriteGuard;
+use crate::events::apply::Applier;
 use crate::front::Front;
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
 use crate::tier::CacheTier;
-use crate::tier::TierHealth;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
 use crate::tier::redis::RedisTier;
@@ -66,6 +65,8 @@ pub struct Server {
     admin: Option<TcpListener>,
     service: S3Service,
     engine: Arc<Engine>,
+    admin_state: Arc<Admin>,
+    events: EventsConfig,
     grace: std::time::Duration,
 }
 
@@ -78,29 +79,26 @@ impl Server {
         if config.auth.credentials.is_empty() && !config.auth.allow_anonymous {
             return Err(ServeError::NoClientAuth);
         }
-        let metrics = Arc::new(Metrics::new());
-        let origin = Origin::connect(&config.origin, Arc::clone(&metrics)).await?;
-        if let OriginConfig::LocalDir(dir) = &config.origin {
-            warn!(
-                dir = %dir.display(),
-                "DEVELOPMENT MODE: no origin configured, serving a local directory as S3 \
-                 (set --origin-endpoint or AWS_ENDPOINT_URL / AWS_REGION to front real S3)"
-            );
-        }
-        let guard = Arc::new(WriteGuard::new());
-        let tier = build_tier(&config, &guard, &metrics).await;
-        let engine = Engine::with_guard(origin, tier, Arc::clone(&metrics), config.policy.clone(), guard);
+        let engine = build_engine(&config).await?;
         let service = build_service(&config, Front::new(Arc::clone(&engine)))?;
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let applier = Applier::new(Arc::clone(&engine), config.events.apply.clone());
+        let admin_state = Arc::new(Admin::new(
+            Arc::clone(&engine),
+            Arc::clone(&applier),
+            config.events.webhook_token.clone(),
+        ));
         Ok(Self {
             listener,
             admin,
             service,
             engine,
+            admin_state,
+            events: config.events,
             grace: config.shutdown_grace,
         })
     }
@@ -137,22 +135,41 @@ impl Server {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, "admin endpoints /metrics and /health listening");
             }
-            let engine = Arc::clone(&self.engine);
+            let admin = Arc::clone(&self.admin_state);
             tokio::spawn(accept_loop(
                 listener,
                 stop_rx.clone(),
                 Arc::clone(&graceful),
                 move |io| {
-                    let engine = Arc::clone(&engine);
+                    let admin = Arc::clone(&admin);
                     serve_conn(
                         io,
                         service_fn(move |req| {
-                            let engine = Arc::clone(&engine);
-                            async move { Ok::<_, Infallible>(admin_response(&engine, &req)) }
+                            let admin = Arc::clone(&admin);
+                            async move { Ok::<_, Infallible>(admin.respond(req).await) }
                         }),
                     )
                 },
             ))
+        });
+        let sqs_task =
+            self.events.sqs.clone().map(|sqs| {
+                crate::events::sqs::spawn(self.admin_state.applier(), sqs, Arc::clone(self.engine.metrics()))
+            });
+        let warm_task = (!self.events.warm.is_empty()).then(|| {
+            let (engine, rules, concurrency) = (
+                Arc::clone(&self.engine),
+                self.events.warm.clone(),
+                self.events.warm_concurrency,
+            );
+            tokio::spawn(async move {
+                for rule in rules {
+                    match crate::warm::warm(&engine, &rule, concurrency, |_| {}).await {
+                        Ok(summary) => info!(bucket = %rule.bucket, prefix = %rule.prefix, ?summary, "warm-up done"),
+                        Err(e) => warn!(bucket = %rule.bucket, prefix = %rule.prefix, error = %e, "warm-up failed"),
+                    }
+                }
+            })
         });
         let service = self.service.clone();
         let s3_task = tokio::spawn(accept_loop(self.listener, stop_rx, Arc::clone(&graceful), move |io| {
@@ -160,6 +177,9 @@ impl Server {
         }));
         shutdown.await;
         info!("shutting down: no new connections, waiting for in-flight requests");
+        for task in [sqs_task, warm_task].into_iter().flatten() {
+            task.abort();
+        }
         let _ = stop_tx.send(true);
         let _ = s3_task.await;
         if let Some(task) = admin_task {
@@ -175,6 +195,25 @@ impl Server {
         }
         info!("s3cached stopped");
     }
+}
+
+/// Builds the origin, the tiers and the engine of `config` (no listener).
+///
+/// # Errors
+/// [`ServeError::Origin`] when the origin cannot be set up.
+pub async fn build_engine(config: &ServeConfig) -> Result<Arc<Engine>, ServeError> {
+    let metrics = Arc::new(Metrics::new());
+    let origin = Origin::connect(&config.origin, Arc::clone(&metrics)).await?;
+    if let OriginConfig::LocalDir(dir) = &config.origin {
+        warn!(
+            dir = %dir.display(),
+            "DEVELOPMENT MODE: no origin configured, serving a local directory as S3 \
+             (set --origin-endpoint or AWS_ENDPOINT_URL / AWS_REGION to front real S3)"
+        );
+    }
+    let guard = Arc::new(WriteGuard::new());
+    let tier = build_tier(config, &guard, &metrics).await;
+    Ok(Engine::with_guard(origin, tier, metrics, config.policy.clone(), guard))
 }
 
 /// Builds the configured tiers (connecting to Redis in the background when it is down).
@@ -291,45 +330,6 @@ trait MapIntoUnit: Future + Sized {
 }
 
 impl<F: Future> MapIntoUnit for F {}
-
-fn admin_response(engine: &Engine, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => {
-            engine.refresh_gauges();
-            (
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                engine.metrics().encode(),
-            )
-        }
-        // The service answers from the origin even when a tier is down: 200 with the tier's
-        // state, so orchestrators do not restart a process that works.
-        "/health" => {
-            let body = match engine.tier().health() {
-                TierHealth::Healthy => {
-                    format!(r#"{{"status":"ok","tier":"{}"}}"#, engine.tier().name())
-                }
-                TierHealth::Degraded(reason) => format!(
-                    r#"{{"status":"degraded","tier":"{}","reason":"{}"}}"#,
-                    engine.tier().name(),
-                    reason.replace('\\', "\\\\").replace('"', "\\\"")
-                ),
-            };
-            (StatusCode::OK, "application/json", body)
-        }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found: try /metrics or /health\n".to_owned(),
-        ),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
-    }
-    resp
-}
 
 fn build_service(config: &ServeConfig, front: Front) -> Result<S3Service, ServeError> {
     let mut builder = S3ServiceBuilder::new(front);

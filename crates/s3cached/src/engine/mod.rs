@@ -76,6 +76,12 @@ impl Engine {
         &self.origin
     }
 
+    /// The largest object the cache stores.
+    #[must_use]
+    pub fn max_object_size(&self) -> u64 {
+        self.policy.max_object_size
+    }
+
     /// The metric set.
     #[must_use]
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -60,7 +60,7 @@ impl OriginFailure {
         }
     }
 
-    fn to_error(&self) -> S3Error {
+    pub(super) fn to_error(&self) -> S3Error {
         let mut e = S3Error::new(self.code.clone());
         if let Some(m) = &self.message {
             e.set_message(m.clone());
@@ -254,7 +254,7 @@ impl Engine {
 
     /// Joins or starts the single-flight fill of `key` (a revalidation when `validator` is
     /// the stale entry).
-    fn start_fill(
+    pub(super) fn start_fill(
         self: &Arc<Self>,
         key: &CacheKey,
         token: FillToken,

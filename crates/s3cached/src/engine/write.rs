@@ -196,3 +196,61 @@ impl Engine {
         (sequence, token)
     }
 }
+
+/// What [`Engine::hydrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hydrated {
+    /// The object is in the cache now (this many bytes).
+    Stored(u64),
+    /// The object is larger than the cacheable size (or not cacheable): nothing stored.
+    TooLarge,
+    /// The object no longer exists at the origin: nothing stored.
+    Gone,
+}
+
+impl Engine {
+    /// Drops what the cache holds for an object that changed at the origin (an event).
+    pub async fn invalidate_object(&self, bucket: &str, key: &str, version: Option<&str>) {
+        if let Some(target) = Target::new(bucket, key, version) {
+            let _ = self.invalidate("Event", &target).await;
+        }
+    }
+
+    /// Loads the origin's current version of an object into the cache, replacing what the
+    /// cache held (write-through for changes made at the origin, and warm-up).
+    ///
+    /// # Errors
+    /// The origin's error, other than NoSuchKey (reported as [`Hydrated::Gone`]).
+    pub async fn hydrate(self: &Arc<Self>, bucket: &str, key: &str, replace: bool) -> S3Result<Hydrated> {
+        let Some(target) = Target::new(bucket, key, None) else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidBucketName,
+                format!("cannot cache {bucket}/{key}"),
+            ));
+        };
+        if replace {
+            let _ = self.invalidate("Event", &target).await;
+        }
+        let token = match self.tier.get(&target.key).await {
+            Ok(lookup) if lookup.entry.as_ref().is_some_and(|e| !e.missing) && !replace => {
+                let size = lookup.entry.map_or(0, |e| e.meta.size);
+                return Ok(Hydrated::Stored(size));
+            }
+            Ok(lookup) => lookup.token,
+            Err(_) => FillToken::default(),
+        };
+        let (flight, _) = self.start_fill(&target.key, token, None);
+        match flight.await {
+            super::read::FillOutcome::Cached(entry) => Ok(Hydrated::Stored(entry.meta.size)),
+            super::read::FillOutcome::Stream(_) => Ok(Hydrated::TooLarge),
+            super::read::FillOutcome::Failed(f) => {
+                let e = f.to_error();
+                if *e.code() == S3ErrorCode::NoSuchKey {
+                    Ok(Hydrated::Gone)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}

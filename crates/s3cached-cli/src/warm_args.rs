@@ -1,0 +1,78 @@
+//! `s3cached warm s3://bucket/prefix …`: load objects into the shared tier before traffic
+//! arrives. Takes the same origin and tier flags as `serve`.
+
+use std::io::IsTerminal;
+
+use anyhow::bail;
+use clap::Args;
+use s3cached::config::TierConfig;
+use s3cached::events::apply::HydrationRule;
+use s3cached::server::build_engine;
+use s3cached::size::ByteSize;
+
+use crate::serve_args::ServeArgs;
+
+#[derive(Args, Debug)]
+pub struct WarmArgs {
+    /// What to load: s3://BUCKET/PREFIX (or BUCKET/PREFIX), one or more.
+    #[arg(required = true)]
+    targets: Vec<HydrationRule>,
+
+    /// Objects loaded at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Runs `warm`.
+pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
+    let config = args.serve.into_config()?;
+    if config.tier == TierConfig::Memory {
+        bail!(
+            "warm loads a shared tier: pass --tier redis or --tier memory+redis with --redis-url/--redis-cluster \
+             (to warm a serving process's memory tier, use serve --warm)"
+        );
+    }
+    let engine = build_engine(&config).await?;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut failed = 0;
+    for target in &args.targets {
+        bar.set_message(format!("s3://{}/{}", target.bucket, target.prefix));
+        let summary = s3cached::warm::warm(&engine, target, args.concurrency, |s| {
+            bar.set_message(format!(
+                "s3://{}/{}: {} loaded ({}), {} skipped, {} failed of {} listed",
+                target.bucket,
+                target.prefix,
+                s.loaded,
+                ByteSize(s.bytes),
+                s.skipped,
+                s.failed,
+                s.listed
+            ));
+            bar.tick();
+        })
+        .await?;
+        bar.finish_and_clear();
+        println!(
+            "s3://{}/{}: {} objects listed, {} loaded ({}), {} skipped (larger than --max-object-size), {} failed",
+            target.bucket,
+            target.prefix,
+            summary.listed,
+            summary.loaded,
+            ByteSize(summary.bytes),
+            summary.skipped,
+            summary.failed
+        );
+        failed += summary.failed;
+    }
+    if failed > 0 {
+        bail!("{failed} objects could not be loaded");
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The admin listener's endpoints: `GET /metrics` (Prometheus text), `GET /health` (200 with
+//! the tier's state), and `POST /events` (the event-notification webhook, when a bearer token
+//! is configured). Kept off the S3 port so no bucket name can collide with them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::engine::Engine;
+use crate::events::apply::Applier;
+use crate::events::webhook;
+use crate::tier::TierHealth;
+
+/// State behind the admin endpoints.
+pub struct Admin {
+    engine: Arc<Engine>,
+    applier: Arc<Applier>,
+    webhook_token: Option<String>,
+}
+
+fn json_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Admin {
+    /// Endpoints over `engine`; the webhook is enabled by `webhook_token`.
+    #[must_use]
+    pub fn new(engine: Arc<Engine>, applier: Arc<Applier>, webhook_token: Option<String>) -> Self {
+        Self {
+            engine,
+            applier,
+            webhook_token,
+        }
+    }
+
+    /// The event applier (shared with the SQS poller).
+    #[must_use]
+    pub fn applier(&self) -> Arc<Applier> {
+        Arc::clone(&self.applier)
+    }
+
+    /// Answers one admin request.
+    pub async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, content_type, body) = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/metrics") => {
+                self.engine.refresh_gauges();
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.engine.metrics().encode(),
+                )
+            }
+            // The service answers from the origin even when a tier is down: 200 with the tier's
+            // state, so orchestrators do not restart a process that works.
+            (&Method::GET, "/health") => {
+                let tier = self.engine.tier().name();
+                let body = match self.engine.tier().health() {
+                    TierHealth::Healthy => format!(r#"{{"status":"ok","tier":"{tier}"}}"#),
+                    TierHealth::Degraded(reason) => {
+                        format!(
+                            r#"{{"status":"degraded","tier":"{tier}","reason":"{}"}}"#,
+                            json_escape(&reason)
+                        )
+                    }
+                };
+                (StatusCode::OK, "application/json", body)
+            }
+            (&Method::POST, "/events") => self.webhook(req).await,
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: try /metrics, /health or POST /events\n".to_owned(),
+            ),
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        resp
+    }
+
+    async fn webhook(&self, req: Request<Incoming>) -> (StatusCode, &'static str, String) {
+        let Some(token) = &self.webhook_token else {
+            return (
+                StatusCode::NOT_FOUND,
+                "application/json",
+                r#"{"error":"webhook disabled: set --webhook-token"}"#.to_owned(),
+            );
+        };
+        let auth = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !webhook::authorized(auth, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                r#"{"error":"missing or wrong bearer token"}"#.to_owned(),
+            );
+        }
+        let body = match Limited::new(req.into_body(), webhook::MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "application/json",
+                    r#"{"error":"body too large or broken"}"#.to_owned(),
+                );
+            }
+        };
+        let (status, summary) = webhook::handle(&self.applier, &body).await;
+        (status, "application/json", summary)
+    }
+}
