@@ -144,7 +144,10 @@ async fn memory_over_redis() {
         Arc::clone(&guard),
         Arc::clone(&metrics),
     );
-    let policy = s3cached::config::CachePolicy { ttl: None, ..Default::default() };
+    let policy = s3cached::config::CachePolicy {
+        ttl: None,
+        ..Default::default()
+    };
     let tier = Tiered::new(l1, l2, Arc::clone(&bus), guard, metrics, policy);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !bus.is_coherent() {
