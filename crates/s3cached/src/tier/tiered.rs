@@ -74,7 +74,12 @@ impl CacheTier for Tiered {
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let epoch = self.bus.epoch();
         let coherent = self.bus.is_coherent();
-        if coherent && let Some(entry) = self.l1.peek(key) {
+        // A stale L1 entry falls through to L2, whose lookup carries the write generation a
+        // revalidation needs to store its result.
+        if coherent
+            && let Some(entry) = self.l1.peek(key)
+            && self.policy.age(key, &entry) == crate::config::Age::Fresh
+        {
             self.metrics.hit(memory::NAME);
             return Ok(Lookup {
                 entry: Some(entry),
