@@ -15,10 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{
-    REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, error_chain, free_port, http_get, shared,
-    unique_bucket, venv_bin,
-};
+use support::{REGION, S3Cached, SeaweedFs, error_chain, free_port, http_get, shared, unique_bucket, venv_bin};
 
 /// Credentials the clients sign with (the origin's are `SEAWEED_ACCESS_KEY`/`_SECRET_KEY`).
 const CLIENT_KEY: &str = "client-key";
@@ -302,21 +299,8 @@ fn run_python(dir: &TempDir, name: &str, script: &str, envs: &[(&str, String)]) 
 /// s3cached in front of the shared SeaweedFS, with client credentials of its own.
 fn start_proxy(seaweed: &SeaweedFs, extra: &[&str]) -> S3Cached {
     S3Cached::builder()
-        .args([
-            "--origin-endpoint",
-            &seaweed.endpoint(),
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            SEAWEED_SECRET_KEY,
-            "--access-key",
-            CLIENT_KEY,
-            "--secret-key",
-            CLIENT_SECRET,
-        ])
+        .origin(&seaweed.endpoint())
+        .client_credentials(CLIENT_KEY, CLIENT_SECRET)
         .args(extra.iter().copied())
         .start()
 }

@@ -5,7 +5,7 @@ mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY};
+use support::S3Cached;
 
 const CLIENT_KEY: &str = "conformance-key";
 const CLIENT_SECRET: &str = "conformance-secret";
@@ -152,17 +152,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
 async fn seaweedfs_origin() {
     let origin = support::shared();
     let p = S3Cached::builder()
-        .args([
-            "--origin-endpoint",
-            &origin.endpoint(),
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            SEAWEED_SECRET_KEY,
-        ])
+        .origin(&origin.endpoint())
         .args(client_args())
         .start();
     run_suite(&p, &support::unique_bucket("conf-seaweed")).await;

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::relay::{Relay, Slowdown};
-use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs};
+use support::{S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs};
 
 const CLIENT_KEY: &str = "client-key";
 const CLIENT_SECRET: &str = "client-secret";
@@ -22,21 +22,8 @@ const CLIENT_SECRET: &str = "client-secret";
 /// s3cached in front of `origin_endpoint`, with client credentials unlike the origin's.
 fn proxy_for(origin_endpoint: &str, extra: &[&str]) -> S3Cached {
     S3Cached::builder()
-        .args([
-            "--origin-endpoint",
-            origin_endpoint,
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            SEAWEED_SECRET_KEY,
-            "--access-key",
-            CLIENT_KEY,
-            "--secret-key",
-            CLIENT_SECRET,
-        ])
+        .origin(origin_endpoint)
+        .client_credentials(CLIENT_KEY, CLIENT_SECRET)
         .args(extra.iter().copied())
         .start()
 }

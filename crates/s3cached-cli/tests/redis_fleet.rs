@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use support::S3Cached;
 use support::redis::{RedisCluster, RedisServer};
-use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY};
 
 const KEY: &str = "fleet-key";
 const SECRET: &str = "fleet-secret";
@@ -18,21 +18,8 @@ const SECRET: &str = "fleet-secret";
 fn proxy(extra: &[&str]) -> S3Cached {
     let origin = support::shared();
     S3Cached::builder()
-        .args([
-            "--origin-endpoint",
-            &origin.endpoint(),
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            SEAWEED_SECRET_KEY,
-            "--access-key",
-            KEY,
-            "--secret-key",
-            SECRET,
-        ])
+        .origin(&origin.endpoint())
+        .client_credentials(KEY, SECRET)
         .args(extra.iter().copied())
         .start()
 }

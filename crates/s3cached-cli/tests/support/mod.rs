@@ -893,6 +893,27 @@ impl S3CachedBuilder {
         self
     }
 
+    /// Fronts the S3 endpoint `origin_endpoint` (path-style, signed with the test SeaweedFS
+    /// identity).
+    pub fn origin(self, origin_endpoint: &str) -> Self {
+        self.args([
+            "--origin-endpoint",
+            origin_endpoint,
+            "--origin-path-style",
+            "--origin-region",
+            REGION,
+            "--origin-access-key",
+            SEAWEED_ACCESS_KEY,
+            "--origin-secret-key",
+            SEAWEED_SECRET_KEY,
+        ])
+    }
+
+    /// The credentials clients sign with.
+    pub fn client_credentials(self, access_key: &str, secret_key: &str) -> Self {
+        self.args(["--access-key", access_key, "--secret-key", secret_key])
+    }
+
     /// One more environment variable for the process (on top of the test process's own).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.envs.push((key.into(), value.into()));
