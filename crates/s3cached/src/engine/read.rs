@@ -1,10 +1,12 @@
 //! The read path: GetObject and HeadObject.
 //!
-//! Lookup in the tier; on a hit answer from the entry (conditionals, ranges and response
-//! overrides applied to the cached bytes). On a miss, a whole-object GET joins or starts the
-//! single-flight fill; a ranged miss goes to the origin as a ranged GET; a HEAD miss goes to
-//! the origin as a HEAD. Requests the cache cannot answer exactly (part numbers, SSE-C,
-//! checksum mode, bucket-owner checks, requester pays) bypass it.
+//! Lookup in the tier; on a fresh hit answer from the entry (conditionals, ranges, checksum
+//! mode and response overrides applied to the cached bytes). On a miss, a whole-object GET
+//! joins or starts the single-flight fill; a ranged miss goes to the origin as a ranged GET; a
+//! HEAD miss goes to the origin as a HEAD. An expired entry is revalidated through the same
+//! single flight with `If-None-Match` (or served stale while one refresh runs, or when the
+//! origin fails, within the configured bounds). Requests the cache cannot answer exactly (part
+//! numbers, SSE-C, bucket-owner checks, requester pays) bypass it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
