@@ -59,6 +59,11 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_ORIGIN_PATH_STYLE")]
     origin_path_style: bool,
 
+    /// How long the origin may take to start answering (a hung origin then fails like a 5xx,
+    /// so --stale-if-error can answer). Streaming a body afterwards is not bounded.
+    #[arg(long, env = "S3CACHED_ORIGIN_TIMEOUT", default_value = "10s")]
+    origin_timeout: humantime::Duration,
+
     /// Origin access key id. Default: the AWS credential chain (AWS_ACCESS_KEY_ID, profiles, IMDS).
     #[arg(long, env = "S3CACHED_ORIGIN_ACCESS_KEY", requires = "origin_secret_key")]
     origin_access_key: Option<String>,
@@ -277,6 +282,7 @@ impl ServeArgs {
                     .origin_access_key
                     .zip(self.origin_secret_key)
                     .map(|(access_key, secret_key)| Credentials { access_key, secret_key }),
+                first_byte_timeout: self.origin_timeout.into(),
             }
         };
         let client = self

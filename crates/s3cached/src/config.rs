@@ -18,6 +18,9 @@ pub enum OriginConfig {
         force_path_style: bool,
         /// Credentials for the origin; `None` uses the AWS default provider chain.
         credentials: Option<Credentials>,
+        /// How long the origin may take to start answering a request (streaming a body
+        /// afterwards is not bounded).
+        first_byte_timeout: Duration,
     },
     /// Development mode: a local directory served as S3 (one sub-directory per bucket).
     LocalDir(PathBuf),

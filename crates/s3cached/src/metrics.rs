@@ -76,9 +76,9 @@ pub struct Reason {
 /// Labels: an event's source and what was done with it.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
-    /// `webhook`, `sqs` or `warm`.
+    /// `webhook` or `sqs`.
     pub source: &'static str,
-    /// `hydrated`, `invalidated`, `stale` or `error`.
+    /// `hydrated`, `too_large`, `invalidated`, `stale` or `error`.
     pub result: &'static str,
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use s3s::{S3, S3Request, S3Result};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Result};
 
 use crate::config::OriginConfig;
 use crate::metrics::Metrics;
@@ -41,6 +41,7 @@ pub struct Origin {
     s3: Arc<dyn S3>,
     metrics: Arc<Metrics>,
     description: String,
+    read_timeout: Option<Duration>,
 }
 
 impl Origin {
@@ -55,13 +56,23 @@ impl Origin {
                 region,
                 force_path_style,
                 credentials,
+                first_byte_timeout,
             } => {
-                let client = s3_client(endpoint.as_deref(), region, *force_path_style, credentials.as_ref()).await;
+                let client = s3_client(
+                    endpoint.as_deref(),
+                    region,
+                    *force_path_style,
+                    credentials.as_ref(),
+                    *first_byte_timeout,
+                )
+                .await;
                 let description = match endpoint {
                     Some(url) => format!("S3 endpoint {url}"),
                     None => format!("AWS S3 ({region})"),
                 };
-                Ok(Self::from_s3(s3s_aws::Proxy::from(client), metrics, description))
+                let mut origin = Self::from_s3(s3s_aws::Proxy::from(client), metrics, description);
+                origin.read_timeout = Some(*first_byte_timeout);
+                Ok(origin)
             }
             OriginConfig::LocalDir(path) => {
                 let shown = path.display().to_string();
@@ -84,6 +95,7 @@ impl Origin {
             s3: Arc::new(s3),
             metrics,
             description,
+            read_timeout: None,
         }
     }
 
@@ -117,6 +129,31 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Like [`Origin::call`] for reads (GET, HEAD, List), whose answers must start within the
+    /// origin's first-byte timeout, retries included: a hung origin then fails like a 5xx, and
+    /// stale-if-error can answer. Writes are not bounded this way (an upload takes as long as
+    /// its body does).
+    ///
+    /// # Errors
+    /// The origin's error, or `ServiceUnavailable` when it did not answer in time.
+    pub async fn call_read<T>(&self, operation: &'static str, call: impl Future<Output = S3Result<T>>) -> S3Result<T> {
+        let Some(limit) = self.read_timeout else {
+            return self.call(operation, call).await;
+        };
+        match tokio::time::timeout(limit, self.call(operation, call)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.metrics.origin_request(operation, "Timeout", limit);
+                Err(S3Error::with_message(
+                    S3ErrorCode::ServiceUnavailable,
+                    format!("the origin did not answer within {limit:?}"),
+                ))
+            }
+        }
+    }
+}
+
 /// A request to the origin that carries only `input` (the origin signs with its own identity).
 #[must_use]
 pub fn request<T>(input: T) -> S3Request<T> {
@@ -138,6 +175,7 @@ async fn s3_client(
     region: &str,
     force_path_style: bool,
     credentials: Option<&crate::config::Credentials>,
+    first_byte_timeout: Duration,
 ) -> aws_sdk_s3::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.to_owned()));
     if let Some(c) = credentials {
@@ -149,8 +187,11 @@ async fn s3_client(
             "s3cached-config",
         ));
     }
+    // The first byte of an answer must come within `first_byte_timeout`: a hung origin then
+    // fails like a 5xx (so stale-if-error can answer). Streaming a large body is not bounded.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
+        .read_timeout(first_byte_timeout)
         .build();
     let shared = loader.timeout_config(timeouts).load().await;
     // Checksums only when S3 requires them: requests reach the origin as the client sent them,

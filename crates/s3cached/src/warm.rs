@@ -50,7 +50,7 @@ pub async fn warm(
             .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
         let page = engine
             .origin()
-            .call(
+            .call_read(
                 "ListObjectsV2",
                 engine.origin().s3().list_objects_v2(origin::request(input)),
             )

@@ -20,6 +20,7 @@
 //! the spawning *thread*, and test threads end early).
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod redis;
 pub mod relay;
 

@@ -397,7 +397,10 @@ impl Engine {
         req: S3Request<GetObjectInput>,
         header: HeaderValue,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let mut resp = self.origin.call("GetObject", self.origin.s3().get_object(req)).await?;
+        let mut resp = self
+            .origin
+            .call_read("GetObject", self.origin.s3().get_object(req))
+            .await?;
         let len = resp
             .output
             .content_length
@@ -415,7 +418,7 @@ impl Engine {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let mut resp = self
             .origin
-            .call("HeadObject", self.origin.s3().head_object(req))
+            .call_read("HeadObject", self.origin.s3().head_object(req))
             .await?;
         resp.headers.insert(CACHE_STATUS_HEADER, header);
         Ok(resp)
@@ -445,7 +448,7 @@ impl Engine {
         };
         let resp = match self
             .origin
-            .call("GetObject", self.origin.s3().get_object(origin::request(input)))
+            .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
             .await
         {
             Ok(resp) => resp,

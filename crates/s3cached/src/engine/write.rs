@@ -143,7 +143,7 @@ impl Engine {
         };
         let head = match self
             .origin
-            .call("HeadObject", self.origin.s3().head_object(origin::request(head_input)))
+            .call_read("HeadObject", self.origin.s3().head_object(origin::request(head_input)))
             .await
         {
             Ok(resp) => resp.output,

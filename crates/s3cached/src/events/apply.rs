@@ -60,6 +60,8 @@ pub struct ApplyConfig {
 pub enum Applied {
     /// Loaded into the cache.
     Hydrated,
+    /// Created, but larger than the cacheable size: the old entry was dropped, nothing stored.
+    TooLarge,
     /// Dropped from the cache.
     Invalidated,
     /// Not newer than an event already applied.
@@ -70,6 +72,7 @@ impl Applied {
     fn label(self) -> &'static str {
         match self {
             Self::Hydrated => "hydrated",
+            Self::TooLarge => "too_large",
             Self::Invalidated => "invalidated",
             Self::Stale => "stale",
         }
@@ -126,7 +129,8 @@ impl Applier {
         let result = match event.kind {
             EventKind::Created if self.wants(event) => {
                 match self.engine.hydrate(&event.bucket, &event.key, true).await {
-                    Ok(Hydrated::Stored(_) | Hydrated::TooLarge) => Ok(Applied::Hydrated),
+                    Ok(Hydrated::Stored(_)) => Ok(Applied::Hydrated),
+                    Ok(Hydrated::TooLarge) => Ok(Applied::TooLarge),
                     Ok(Hydrated::Gone) => Ok(Applied::Invalidated),
                     Err(e) => Err(e),
                 }

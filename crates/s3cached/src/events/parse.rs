@@ -137,6 +137,13 @@ fn unquote(etag: Option<String>) -> Option<String> {
 /// [`ParseError`] when the body is not a notification in any known shape.
 pub fn parse(body: &str) -> Result<Vec<Event>, ParseError> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(|e| ParseError::Format(e.to_string()))?;
+    if let Some(kind @ ("SubscriptionConfirmation" | "UnsubscribeConfirmation")) =
+        value.get("Type").and_then(serde_json::Value::as_str)
+    {
+        // Subscriptions are confirmed by whoever set up the topic; nothing to apply.
+        tracing::info!(kind, "ignoring an SNS subscription message");
+        return Ok(Vec::new());
+    }
     if value.get("Type").and_then(serde_json::Value::as_str) == Some("Notification") {
         let sns: Sns = serde_json::from_value(value).map_err(|e| ParseError::Format(e.to_string()))?;
         return if sns.kind == "Notification" {
@@ -238,6 +245,12 @@ mod tests {
     fn sns_wrapped() {
         let wrapped = serde_json::json!({"Type": "Notification", "MessageId": "m", "Message": S3_PUT}).to_string();
         assert_eq!(parse(&wrapped).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sns_subscription_messages_are_ignored() {
+        let body = r#"{"Type":"SubscriptionConfirmation","MessageId":"m","Token":"t","SubscribeURL":"https://x"}"#;
+        assert!(parse(body).unwrap().is_empty());
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub fn spawn(
     tokio::spawn(async move {
         let sqs = client(&config).await;
         info!(queue = %config.queue_url, "polling SQS for S3 event notifications");
+        // SQS long polls in whole seconds; below one second, poll without waiting and pause
+        // between empty receives instead of spinning.
         let wait = i32::try_from(config.wait.as_secs().min(20)).unwrap_or(20);
+        let pause = (wait == 0).then(|| config.wait.max(Duration::from_millis(100)));
         let mut backoff = Duration::from_millis(200);
         loop {
             let received = sqs
@@ -73,7 +76,13 @@ pub fn spawn(
             let messages = match received {
                 Ok(out) => {
                     backoff = Duration::from_millis(200);
-                    out.messages.unwrap_or_default()
+                    let messages = out.messages.unwrap_or_default();
+                    if messages.is_empty()
+                        && let Some(pause) = pause
+                    {
+                        tokio::time::sleep(pause).await;
+                    }
+                    messages
                 }
                 Err(e) => {
                     warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SQS receive failed");

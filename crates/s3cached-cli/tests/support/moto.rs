@@ -1,0 +1,163 @@
+//! moto's server (PyPI `moto[server]`, installed into the test virtualenv): S3 and SQS in one
+//! process on a free port, with S3 event notifications delivered to SQS queues the way AWS
+//! delivers them. Killed when its handle drops.
+//!
+//! moto accepts any credentials; tests sign with [`MOTO_ACCESS_KEY`] / [`MOTO_SECRET_KEY`] in
+//! [`super::REGION`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+
+use super::{
+    REGION, block_on_thread, free_port, http_get, log_file, log_tail, make_temp_dir, s3_client, signal,
+    spawn_tied_to_process, timeout_from_env, wait_with_timeout,
+};
+
+/// Access key for moto (it accepts anything).
+pub const MOTO_ACCESS_KEY: &str = "testing";
+/// Secret key for moto (it accepts anything).
+pub const MOTO_SECRET_KEY: &str = "testing";
+
+/// How long [`Moto::start`] waits for the server to answer (the first start imports a lot of
+/// Python); overridable with `S3CACHED_TEST_STARTUP_TIMEOUT_SECS`.
+const MOTO_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `python -m moto.server` on 127.0.0.1.
+pub struct Moto {
+    port: u16,
+    dir: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers HTTP. Blocks; callable from sync and
+    /// async tests.
+    pub fn start() -> Moto {
+        let python = super::venv_bin("python");
+        let port = free_port();
+        let dir = make_temp_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "moto");
+        let log_path = dir.join("moto.log");
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            // Unbuffered, so the log is complete when a test shows it.
+            .env("PYTHONUNBUFFERED", "1")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log_file(&log_path))
+            .stderr(log_file(&log_path));
+        let child =
+            spawn_tied_to_process(cmd).unwrap_or_else(|e| panic!("spawn {} -m moto.server: {e}", python.display()));
+        let mut moto = Moto {
+            port,
+            dir,
+            log_path,
+            child: Some(child),
+        };
+        moto.wait_ready(timeout_from_env(MOTO_STARTUP_TIMEOUT));
+        moto
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let started = Instant::now();
+        let url = format!("{}/moto-api/", self.endpoint());
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("moto exited during startup ({status})\n{}", log_tail(&self.log_path));
+            }
+            let attempt = block_on_thread(async { tokio::time::timeout(Duration::from_secs(2), http_get(&url)).await });
+            let last = match attempt {
+                Ok(Ok((200, _))) => return,
+                Ok(Ok((status, body))) => format!("HTTP {status}: {body}"),
+                Ok(Err(e)) => e,
+                Err(_) => "timed out after 2 s".to_owned(),
+            };
+            if started.elapsed() >= timeout {
+                panic!(
+                    "moto not ready after {:?}: GET {url} -> {last}\n{}",
+                    started.elapsed(),
+                    log_tail(&self.log_path)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the S3 and the SQS endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// An S3 client straight to moto (path-style).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.endpoint(), MOTO_ACCESS_KEY, MOTO_SECRET_KEY)
+    }
+
+    /// An SQS client for moto.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                MOTO_ACCESS_KEY,
+                MOTO_SECRET_KEY,
+                None,
+                None,
+                "s3cached-tests",
+            ))
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    /// Flags that make s3cached use this moto as its origin.
+    pub fn origin_args(&self) -> Vec<String> {
+        [
+            "--origin-endpoint",
+            &self.endpoint(),
+            "--origin-path-style",
+            "--origin-region",
+            REGION,
+            "--origin-access-key",
+            MOTO_ACCESS_KEY,
+            "--origin-secret-key",
+            MOTO_SECRET_KEY,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// Everything moto logged so far (one line per request).
+    pub fn log_contents(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The last lines of moto's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log_path)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGKILL);
+            let _ = wait_with_timeout(&mut child, Duration::from_secs(5));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
