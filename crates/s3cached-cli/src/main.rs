@@ -1,7 +1,9 @@
 //! The `s3cached` executable: parses flags (with `S3CACHED_*` environment fallbacks), sets up
 //! logging and runs a subcommand. All behaviour lives in the `s3cached` library.
 
+mod bench;
 mod serve_args;
+mod warm_args;
 
 use std::process::ExitCode;
 
@@ -36,11 +38,15 @@ enum LogFormat {
 enum Command {
     /// Run the S3 caching endpoint.
     Serve(Box<serve_args::ServeArgs>),
+    /// Load objects under s3://BUCKET/PREFIX into the shared (Redis) tier.
+    Warm(Box<warm_args::WarmArgs>),
+    /// Measure an origin and s3cached side by side (classic or load mode); writes a table,
+    /// JSON and an SVG chart.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level)
-        .map_err(|e| anyhow::anyhow!("invalid --log-level {level:?}: {e}"))?;
+    let filter = EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("invalid --log-level {level:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -57,10 +63,7 @@ fn main() -> ExitCode {
         eprintln!("s3cached: {e:#}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("s3cached: cannot start the async runtime: {e}");
@@ -70,6 +73,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve_args::run(*args).await,
+            Command::Warm(args) => warm_args::run(*args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     });
     match result {

@@ -169,13 +169,14 @@ impl Template {
                 .build()
                 .expect("signing params")
                 .into();
-            let signable = SignableRequest::new(
-                "GET",
-                url.as_str(),
-                [("host", HOST)].into_iter(),
-                SignableBody::Bytes(&[]),
-            )
-            .expect("signable request");
+            // Presigned URLs sign UNSIGNED-PAYLOAD, as S3 clients do.
+            let body = if location == SignatureLocation::Headers {
+                SignableBody::Bytes(&[])
+            } else {
+                SignableBody::UnsignedPayload
+            };
+            let signable = SignableRequest::new("GET", url.as_str(), [("host", HOST)].into_iter(), body)
+                .expect("signable request");
             let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
             instructions.apply_to_request_http1x(&mut req);
         }

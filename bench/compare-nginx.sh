@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Peer comparison (not run in CI): the same wrk workload against
+#   (a) the origin directly (SeaweedFS from the repository's .venv),
+#   (b) nginx proxy_cache in front of that origin (Debian nginx),
+#   (c) s3cached in front of that origin,
+# in one run, each reported as a ratio to nginx.
+#
+# Workload: OBJECTS objects of SIZE bytes, GETs of presigned URLs (SigV4 in the query, signed
+# once up front with boto3) spread round-robin over the objects, CONNS connections, DURATION
+# per measurement, RUNS interleaved rounds; the table shows medians. nginx forwards the
+# origin's presigned URLs with the origin's Host header, so it needs no signing; its cache key
+# is the request URI, so every repeat of a URL is a hit. s3cached gets URLs presigned for
+# itself and verifies every signature.
+#
+# Usage: bench/compare-nginx.sh          (environment overrides below)
+#   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
+#   S3CACHED_BIN=target/release/s3cached (built when missing)
+#   NGINX_WORKERS=auto
+# Installs Debian nginx and wrk when missing (apt-get, as root) and the .venv with SeaweedFS
+# and boto3 through scripts/test-env.sh. Everything it starts listens on 127.0.0.1 only and is
+# stopped on exit; its temporary directory is removed.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-64}"
+THREADS="${THREADS:-2}"
+OBJECTS="${OBJECTS:-100}"
+SIZE="${SIZE:-4096}"
+RUNS="${RUNS:-3}"
+NGINX_WORKERS="${NGINX_WORKERS:-auto}"
+BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
+
+log() { printf '[compare-nginx] %s\n' "$*" >&2; }
+
+# --- tools --------------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "need root to apt-get install ${missing[*]}"
+        exit 1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+if [ ! -x "$REPO/.venv/bin/weed" ] || ! "$REPO/.venv/bin/python" -c 'import boto3' 2>/dev/null; then
+    log "setting up .venv (scripts/test-env.sh)"
+    bash "$REPO/scripts/test-env.sh" >&2
+fi
+PY="$REPO/.venv/bin/python"
+WEED="$REPO/.venv/bin/weed"
+if [ ! -x "$BIN" ]; then
+    log "building $BIN"
+    (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
+fi
+
+# --- scratch space and cleanup ------------------------------------------------
+WORK="$(mktemp -d /tmp/s3cached-compare.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    rm -f /tmp/seaweedfs-*-grpc-"${SEAWEED_PORTS:-none}"*.sock 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free port p with p + 10000 also free (SeaweedFS puts gRPC there).
+free_port_pair() {
+    "$PY" - <<'EOF'
+import random, socket
+for _ in range(500):
+    p = random.randint(20000, 55000)
+    ok = True
+    for q in (p, p + 10000):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", q))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+    if ok:
+        print(p)
+        break
+EOF
+}
+
+wait_http() { # url, what
+    for _ in $(seq 150); do
+        if curl -s -o /dev/null "$1"; then return 0; fi
+        sleep 0.2
+    done
+    log "$2 did not come up at $1"
+    return 1
+}
+
+ORIGIN_AK="compare-origin"
+ORIGIN_SK="compare-origin-secret-0123456789"
+CACHE_AK="compare-cache"
+CACHE_SK="compare-cache-secret-0123456789"
+
+# --- SeaweedFS ------------------------------------------------------------------
+S3P="$(free_port_pair)"; MP="$(free_port_pair)"; VP="$(free_port_pair)"; FP="$(free_port_pair)"; AP="$(free_port_pair)"
+SEAWEED_PORTS="$S3P"
+mkdir -p "$WORK/weed"
+log "starting SeaweedFS on 127.0.0.1:$S3P"
+AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
+    "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.telemetry=false -admin.ui=false -webdav=false \
+    -s3.port="$S3P" -s3.port.grpc=$((S3P + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
+    -master.port="$MP" -master.port.grpc=$((MP + 10000)) \
+    -volume.port="$VP" -volume.port.grpc=$((VP + 10000)) \
+    -filer.port="$FP" -filer.port.grpc=$((FP + 10000)) \
+    -admin.port="$AP" -admin.port.grpc=$((AP + 10000)) \
+    -filer.localSocket="$WORK/filer.sock" -s3.localSocket="$WORK/s3.sock" \
+    >"$WORK/weed.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$S3P/" "SeaweedFS"
+
+# --- s3cached -------------------------------------------------------------------
+CP="$(free_port_pair)"; CAP="$(free_port_pair)"
+log "starting s3cached on 127.0.0.1:$CP"
+"$BIN" --log-level warn serve --listen "127.0.0.1:$CP" --admin-listen "127.0.0.1:$CAP" \
+    --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
+    --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
+    --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
+    >"$WORK/s3cached.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$CAP/health" "s3cached"
+
+# --- nginx ----------------------------------------------------------------------
+NP="$(free_port_pair)"
+mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+user root;
+worker_processes $NGINX_WORKERS;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:16m max_size=1g inactive=1h use_temp_path=off;
+    upstream origin { server 127.0.0.1:$S3P; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NP;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:$S3P;
+            proxy_cache s3;
+            proxy_cache_key \$request_uri;
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+            proxy_ignore_headers Cache-Control Expires Set-Cookie;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }
+}
+EOF
+log "starting nginx on 127.0.0.1:$NP"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$NP/" "nginx"
+
+# --- objects and presigned URLs ---------------------------------------------------
+log "uploading $OBJECTS objects of $SIZE bytes and presigning"
+"$PY" - "$S3P" "$CP" "$OBJECTS" "$SIZE" "$WORK" <<EOF
+import sys, boto3
+from botocore.config import Config
+s3p, cp, n, size, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+cfg = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 3})
+def client(port, ak, sk):
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id=ak, aws_secret_access_key=sk, config=cfg)
+origin = client(s3p, "$ORIGIN_AK", "$ORIGIN_SK")
+cache = client(cp, "$CACHE_AK", "$CACHE_SK")
+origin.create_bucket(Bucket="compare")
+body = bytes(i % 251 for i in range(size))
+for i in range(n):
+    origin.put_object(Bucket="compare", Key=f"obj-{i:05}", Body=body)
+for name, c in (("origin", origin), ("cache", cache)):
+    with open(f"{work}/{name}.paths", "w") as f:
+        for i in range(n):
+            url = c.generate_presigned_url("get_object", Params={"Bucket": "compare", "Key": f"obj-{i:05}"}, ExpiresIn=6 * 3600)
+            f.write(url.split(f"127.0.0.1:{s3p if name == 'origin' else cp}", 1)[1] + "\n")
+EOF
+
+cat >"$WORK/paths.lua" <<'EOF'
+local paths = {}
+for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+    i = i % #paths + 1
+    return wrk.format("GET", paths[i])
+end
+EOF
+
+first_path() { head -n1 "$WORK/$1.paths"; }
+# Check that each target answers 200 with the whole object.
+for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+    IFS=: read -r name port paths <<<"$t"
+    code="$(curl -s -o "$WORK/check.body" -w '%{http_code}' "http://127.0.0.1:$port$(first_path "$paths")")"
+    got="$(stat -c %s "$WORK/check.body")"
+    if [ "$code" != 200 ] || [ "$got" != "$SIZE" ]; then
+        log "$name answered $code with $got bytes"; cat "$WORK/check.body" >&2; exit 1
+    fi
+done
+
+run_wrk() { # port, paths file, duration -> wrk output
+    PATHS_FILE="$WORK/$2.paths" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$WORK/paths.lua" \
+        "http://127.0.0.1:$1" 2>&1
+}
+
+to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "%s", v }'
+}
+
+log "warming each target (3s)"
+for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+    IFS=: read -r name port paths <<<"$t"
+    run_wrk "$port" "$paths" 3s >"$WORK/warm-$name.txt"
+done
+nginx_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$NP$(first_path origin)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
+s3c_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$CP$(first_path cache)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
+log "after warm-up: nginx X-Cache-Status=$nginx_status, s3cached x-s3cached=$s3c_status"
+
+declare -A RPS P50 P99 ERRS
+for round in $(seq "$RUNS"); do
+    for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+        IFS=: read -r name port paths <<<"$t"
+        log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
+        out="$(run_wrk "$port" "$paths" "$DURATION")"
+        echo "$out" >"$WORK/run-$name-$round.txt"
+        rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+        p50="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")"
+        p99="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+        errs="$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock"}' <<<"$out" | head -n1)"
+        RPS[$name]="${RPS[$name]:-} $rps"
+        P50[$name]="${P50[$name]:-} $p50"
+        P99[$name]="${P99[$name]:-} $p99"
+        ERRS[$name]="${ERRS[$name]:-}${errs:+ $errs}"
+    done
+done
+
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo
+echo "Peer comparison: $OBJECTS objects of $SIZE bytes, wrk -t$THREADS -c$CONNS -d$DURATION, medians of $RUNS rounds"
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), $("$BIN" --version)"
+echo
+n_rps="$(median "${RPS[nginx]}")"
+n_p50="$(median "${P50[nginx]}")"
+n_p99="$(median "${P99[nginx]}")"
+printf '%-10s %12s %10s %10s %10s %10s %10s  %s\n' target req/s "x nginx" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
+for name in origin nginx s3cached; do
+    rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
+    printf '%-10s %12.0f %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
+        "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" "$p50" \
+        "$(awk -v a="$p50" -v b="$n_p50" 'BEGIN {printf "%.2fx", a / b}')" "$p99" \
+        "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN {printf "%.2fx", a / b}')" "${ERRS[$name]:-none}"
+done
+echo
+echo "per-round req/s: origin [${RPS[origin]} ], nginx [${RPS[nginx]} ], s3cached [${RPS[s3cached]} ]"
