@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Profiles memory-tier hits of a separate `s3cached serve` (not run in CI): 100 objects of
 # 4 KiB, GETs of presigned URLs by wrk (64 connections), `perf record -g` on the s3cached
-# process while wrk runs; prints wrk's figures and perf's top symbols (self and children).
+# process while wrk runs; prints wrk's figures, the process's CPU time per request (from
+# /proc/PID/stat) and perf's top symbols (self and children).
 #
 # Usage: bench/profile-hit-path.sh   (DURATION=15 CONNS=64 THREADS=2 FREQ=499 CALLGRAPH=fp|dwarf)
 # Release builds carry no frame pointers: CALLGRAPH=dwarf gives callers (costlier, use a
@@ -70,7 +71,13 @@ wrk -t"$THREADS" -c"$CONNS" -d3s -s "$WORK/paths.lua" "http://127.0.0.1:$P" >/de
 log "profiling pid $pid for ${DURATION}s under wrk -c$CONNS"
 perf record -F "$FREQ" --call-graph "${CALLGRAPH:-fp}" -o "$WORK/perf.data" -p "$pid" -- sleep "$DURATION" 2>"$WORK/perf.err" &
 perf_pid=$!
-wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$P"
+cpu0="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$P" | tee "$WORK/wrk.txt"
+cpu1="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+requests="$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")"
+awk -v a="$cpu0" -v b="$cpu1" -v n="$requests" -v t="$(getconf CLK_TCK)" -v d="$DURATION" 'BEGIN {
+    printf "s3cached CPU: %.2f s for %d requests = %.1f us per request (%.2f cores; perf sampling included)\n",
+        (b - a) / t, n, (b - a) / t / n * 1e6, (b - a) / t / d }'
 wait "$perf_pid" || true
 mkdir -p "$OUT"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -n 200 >"$OUT/self.txt" || true
