@@ -2,6 +2,8 @@
 //! its embedded origin and cache, and must print the table, write JSON with plausible figures
 //! and a well-formed SVG; bad input must give one line and exit code 2.
 
+mod support;
+
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -266,4 +268,57 @@ fn bad_input_gives_one_line_and_exit_code_2() {
     }
     // Nothing was written.
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+}
+
+#[test]
+fn classic_run_compares_the_redis_tiers_when_a_redis_is_given() {
+    let redis = support::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("r.json");
+    let svg = dir.path().join("r.svg");
+    let out = s3cached(
+        &[
+            "bench",
+            "--objects",
+            "5",
+            "--tiers",
+            "memory,redis,memory+redis",
+            "--redis-url",
+            &redis.url(),
+            "--json",
+            json.to_str().expect("utf-8 path"),
+            "--svg",
+            svg.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
+    for needle in ["redis hit", "redis miss", "memory+redis hit"] {
+        assert!(stdout.contains(needle), "table lacks {needle:?}:\n{stdout}");
+    }
+    let v = read_json(&json);
+    let tiers: Vec<&str> = v["classic"]["caches"]
+        .as_array()
+        .expect("caches array")
+        .iter()
+        .filter_map(|c| c["tier"].as_str())
+        .collect();
+    assert_eq!(tiers, ["memory", "redis", "memory+redis"]);
+    for i in 0..3 {
+        assert_latency(&v, &format!("/classic/caches/{i}/hit"), 5);
+        let ratio = num(&v, &format!("/classic/caches/{i}/hit_ratio"));
+        assert!(ratio > 0.9 && ratio <= 1.0, "tier {i}: hit ratio {ratio}");
+    }
+    // The redis tier's hits came from Redis, which holds the objects at bucket:key.
+    assert!(redis.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap_or(0) >= 5);
+    assert_svg(&svg);
+}
+
+#[test]
+fn redis_tiers_need_a_redis_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = s3cached(&["bench", "--tiers", "redis"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--redis-url"), "{}", text(&out.stderr));
 }

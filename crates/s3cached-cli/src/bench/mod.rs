@@ -97,10 +97,15 @@ pub struct BenchArgs {
     #[arg(long)]
     pub origin_jitter: Option<String>,
 
-    /// Cache tiers to compare, comma-separated. This build has `memory`; `redis` and
-    /// `memory+redis` arrive with the Redis tier.
+    /// Cache tiers to compare, comma-separated: memory, redis, memory+redis (the last two need
+    /// --redis-url).
     #[arg(long, default_value = "memory")]
     pub tiers: String,
+
+    /// A scratch Redis/Valkey for the redis and memory+redis tiers. The bench EMPTIES this
+    /// database (FLUSHDB) before each Redis-backed tier, so each starts cold.
+    #[arg(long)]
+    pub redis_url: Option<String>,
 
     /// Use this running S3 origin instead of the embedded one.
     #[arg(long)]

@@ -38,12 +38,15 @@ fn err(msg: impl Into<String>) -> PlanError {
     PlanError(msg.into())
 }
 
-/// A cache tier configuration to compare. Only the memory tier exists in this build; the
-/// Redis tier adds `Redis` and `MemoryRedis` here and in [`super::targets`].
+/// A cache tier configuration to compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     /// The in-process memory tier.
     Memory,
+    /// The Redis tier alone (`--redis-url`).
+    Redis,
+    /// Memory over Redis.
+    MemoryRedis,
 }
 
 impl Tier {
@@ -51,6 +54,8 @@ impl Tier {
     pub fn name(self) -> &'static str {
         match self {
             Tier::Memory => "memory",
+            Tier::Redis => "redis",
+            Tier::MemoryRedis => "memory+redis",
         }
     }
 }
@@ -185,6 +190,8 @@ pub struct Plan {
     pub seed: u64,
     /// Log filter for the embedded servers.
     pub server_log: String,
+    /// Scratch Redis for the Redis-backed tiers.
+    pub redis_url: Option<String>,
 }
 
 fn size(flag: &str, s: &str) -> Result<u64, PlanError> {
@@ -264,14 +271,15 @@ impl Plan {
         for t in a.tiers.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let tier = match t.to_ascii_lowercase().as_str() {
                 "memory" => Tier::Memory,
-                "redis" | "memory+redis" => {
-                    return Err(err(format!(
-                        "--tiers {t:?}: this build has only the memory tier (redis and \
-                         memory+redis come with the Redis tier)"
-                    )));
+                "redis" | "memory+redis" if a.redis_url.is_none() => {
+                    return Err(err(format!("--tiers {t:?} needs --redis-url (a scratch Redis)")));
                 }
+                "redis" => Tier::Redis,
+                "memory+redis" => Tier::MemoryRedis,
                 _ => {
-                    return Err(err(format!("--tiers {t:?}: unknown tier (expected memory)")));
+                    return Err(err(format!(
+                        "--tiers {t:?}: unknown tier (expected memory, redis, memory+redis)"
+                    )));
                 }
             };
             if !tiers.contains(&tier) {
@@ -367,6 +375,7 @@ impl Plan {
             svg: PathBuf::from(&a.svg),
             seed,
             server_log: a.server_log.clone(),
+            redis_url: a.redis_url.clone(),
         })
     }
 

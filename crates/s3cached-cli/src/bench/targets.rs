@@ -18,6 +18,9 @@ use s3cached::config::{
     TierConfig,
 };
 use s3cached::server::Server;
+use s3cached::tier::breaker::BreakerConfig;
+use s3cached::tier::bus::BusConfig;
+use s3cached::tier::redis::{RedisConfig, RedisTarget};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -59,6 +62,7 @@ pub struct Targets {
     pub embedded_cache: bool,
     external_cache: Option<(String, Keys, Option<String>)>,
     region: String,
+    redis_url: Option<String>,
     origin_task: Option<JoinHandle<()>>,
     relay: Option<Relay>,
     dir: Option<tempfile::TempDir>,
@@ -186,6 +190,7 @@ impl Targets {
             embedded_cache: plan.external.cache.is_none(),
             external_cache: plan.external.cache.clone(),
             region: plan.region.clone(),
+            redis_url: plan.redis_url.clone(),
             origin_task,
             relay,
             dir,
@@ -220,9 +225,26 @@ impl Targets {
             capacity,
             eviction: EvictionPolicy::Lru,
         };
+        let redis = || -> anyhow::Result<RedisConfig> {
+            let url = self
+                .redis_url
+                .clone()
+                .ok_or_else(|| anyhow!("tier {} needs --redis-url", tier.name()))?;
+            Ok(RedisConfig {
+                target: RedisTarget::Standalone { url },
+                timeout: std::time::Duration::from_millis(250),
+                inline_limit: max_object_size,
+                breaker: BreakerConfig::default(),
+            })
+        };
         let tier_config = match tier {
             Tier::Memory => TierConfig::Memory,
+            Tier::Redis => TierConfig::Redis(redis()?),
+            Tier::MemoryRedis => TierConfig::MemoryRedis(redis()?, BusConfig::default()),
         };
+        if tier != Tier::Memory {
+            flush_redis(&redis()?.target.urls()[0]).await?;
+        }
         let config = ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -259,6 +281,14 @@ impl Targets {
         let (addr, admin, task) = runtime
             .spawn(async move {
                 let server = Server::bind(config).await?;
+                // memory+redis trusts its memory tier once its invalidation channel is up.
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+                while server.engine().tier().health() != s3cached::tier::TierHealth::Healthy {
+                    if tokio::time::Instant::now() > deadline {
+                        anyhow::bail!("the {} tier did not become healthy", server.engine().tier().name());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 let addr = server.local_addr()?;
                 let admin = server.admin_addr();
                 let task = tokio::spawn(server.run(async move {
@@ -298,6 +328,20 @@ impl Targets {
             let _ = dir.close();
         }
     }
+}
+
+/// Empties the scratch Redis so a Redis-backed tier starts cold.
+async fn flush_redis(url: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url).with_context(|| format!("--redis-url {url:?}"))?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut conn)
+        .await
+        .context("FLUSHDB")?;
+    Ok(())
 }
 
 impl Drop for Targets {
