@@ -32,7 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use support::moto::Moto;
 use support::redis::RedisServer;
 use support::relay::{Relay, Slowdown};
-use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY};
+use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, seaweed_origin_args};
 
 const CLIENT_KEY: &str = "events-client";
 const CLIENT_SECRET: &str = "events-client-secret";
@@ -56,23 +56,6 @@ const POISON: &str = "s3cached_event_poison_messages_total";
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn seaweed_origin_args(endpoint: &str) -> Vec<String> {
-    [
-        "--origin-endpoint",
-        endpoint,
-        "--origin-path-style",
-        "--origin-region",
-        REGION,
-        "--origin-access-key",
-        SEAWEED_ACCESS_KEY,
-        "--origin-secret-key",
-        SEAWEED_SECRET_KEY,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
-}
 
 /// s3cached with `origin_args`, the test client credentials and `extra`.
 fn start_proxy(origin_args: Vec<String>, extra: &[&str]) -> S3Cached {

@@ -868,6 +868,25 @@ pub fn metric_sum(text: &str, query: &str) -> Option<f64> {
 // s3cached
 // ---------------------------------------------------------------------------------------------
 
+/// `serve` flags that front the S3 endpoint `origin_endpoint` (path-style, signed with the
+/// test SeaweedFS identity).
+pub fn seaweed_origin_args(origin_endpoint: &str) -> Vec<String> {
+    [
+        "--origin-endpoint",
+        origin_endpoint,
+        "--origin-path-style",
+        "--origin-region",
+        REGION,
+        "--origin-access-key",
+        SEAWEED_ACCESS_KEY,
+        "--origin-secret-key",
+        SEAWEED_SECRET_KEY,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
 /// Options for starting the `s3cached` binary; see [`S3Cached::start`] for the short form.
 #[derive(Debug, Default, Clone)]
 pub struct S3CachedBuilder {
@@ -897,17 +916,7 @@ impl S3CachedBuilder {
     /// Fronts the S3 endpoint `origin_endpoint` (path-style, signed with the test SeaweedFS
     /// identity).
     pub fn origin(self, origin_endpoint: &str) -> Self {
-        self.args([
-            "--origin-endpoint",
-            origin_endpoint,
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            SEAWEED_SECRET_KEY,
-        ])
+        self.args(seaweed_origin_args(origin_endpoint))
     }
 
     /// The credentials clients sign with.
