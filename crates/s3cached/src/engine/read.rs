@@ -196,6 +196,15 @@ fn not_modified(meta: &ObjectMeta, header: HeaderValue) -> S3Error {
     e
 }
 
+/// 304 or 412 when the request's conditions say so about `meta`; `header` goes on a 304.
+fn check_conditions(conditions: &Conditions, meta: &ObjectMeta, header: &HeaderValue) -> S3Result<()> {
+    match conditions.evaluate(meta) {
+        Verdict::NotModified => Err(not_modified(meta, header.clone())),
+        Verdict::PreconditionFailed => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
+        Verdict::Proceed => Ok(()),
+    }
+}
+
 fn no_such_key() -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
 }
@@ -301,15 +310,7 @@ impl Engine {
         }
         let hit = hit_header(lookup.tier);
         let meta = &entry.meta;
-        match params.conditions.evaluate(meta) {
-            Verdict::NotModified => {
-                return Err(not_modified(meta, hit));
-            }
-            Verdict::PreconditionFailed => {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
-            }
-            Verdict::Proceed => {}
-        }
+        check_conditions(&params.conditions, meta, &hit)?;
         let mut out = meta.to_head_output();
         if let Some(r) = &params.range {
             let span = range::resolve(r, meta.size).map_err(|_| invalid_range(meta.size))?;
@@ -342,15 +343,7 @@ impl Engine {
             return Err(no_such_key());
         }
         let meta = &entry.meta;
-        match params.conditions.evaluate(meta) {
-            Verdict::NotModified => {
-                return Err(not_modified(meta, header));
-            }
-            Verdict::PreconditionFailed => {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
-            }
-            Verdict::Proceed => {}
-        }
+        check_conditions(&params.conditions, meta, &header)?;
         let mut out = meta.to_get_output();
         let body = match &params.range {
             Some(r) => {
@@ -378,15 +371,7 @@ impl Engine {
         params: &ReadParams,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let meta = ObjectMeta::from_get_output(&output);
-        match params.conditions.evaluate(&meta) {
-            Verdict::NotModified => {
-                return Err(not_modified(&meta, MISS));
-            }
-            Verdict::PreconditionFailed => {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed));
-            }
-            Verdict::Proceed => {}
-        }
+        check_conditions(&params.conditions, &meta, &MISS)?;
         apply_overrides!(&mut output, params);
         self.metrics.served("origin", meta.size);
         Ok(with_status(output, MISS))
