@@ -170,14 +170,17 @@ pub fn request<T>(input: T) -> S3Request<T> {
     }
 }
 
-async fn s3_client(
-    endpoint: Option<&str>,
+/// AWS SDK configuration for `region`, with `credentials` or else the default provider chain
+/// (shared by the origin's S3 client and the SQS poller).
+pub async fn aws_shared_config(
     region: &str,
-    force_path_style: bool,
     credentials: Option<&crate::config::Credentials>,
-    first_byte_timeout: Duration,
-) -> aws_sdk_s3::Client {
+    timeouts: Option<aws_config::timeout::TimeoutConfig>,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+    if let Some(t) = timeouts {
+        loader = loader.timeout_config(t);
+    }
     if let Some(c) = credentials {
         loader = loader.credentials_provider(aws_credential_types::Credentials::new(
             &c.access_key,
@@ -187,13 +190,23 @@ async fn s3_client(
             "s3cached-config",
         ));
     }
+    loader.load().await
+}
+
+async fn s3_client(
+    endpoint: Option<&str>,
+    region: &str,
+    force_path_style: bool,
+    credentials: Option<&crate::config::Credentials>,
+    first_byte_timeout: Duration,
+) -> aws_sdk_s3::Client {
     // The first byte of an answer must come within `first_byte_timeout`: a hung origin then
     // fails like a 5xx (so stale-if-error can answer). Streaming a large body is not bounded.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(first_byte_timeout)
         .build();
-    let shared = loader.timeout_config(timeouts).load().await;
+    let shared = aws_shared_config(region, credentials, Some(timeouts)).await;
     // Checksums only when S3 requires them: requests reach the origin as the client sent them,
     // instead of gaining SDK-computed trailers some S3-compatible servers reject.
     let mut builder = aws_sdk_s3::config::Builder::from(&shared)

@@ -31,18 +31,7 @@ pub struct SqsConfig {
 }
 
 async fn client(config: &SqsConfig) -> aws_sdk_sqs::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new(config.region.clone()));
-    if let Some(c) = &config.credentials {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            &c.access_key,
-            &c.secret_key,
-            None,
-            None,
-            "s3cached-config",
-        ));
-    }
-    let shared = loader.load().await;
+    let shared = crate::origin::aws_shared_config(&config.region, config.credentials.as_ref(), None).await;
     let mut builder = aws_sdk_sqs::config::Builder::from(&shared);
     if let Some(url) = &config.endpoint {
         builder = builder.endpoint_url(url);
