@@ -210,6 +210,11 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[arg(long, env = "S3CACHED_SHUTDOWN_GRACE", default_value = "30s")]
     shutdown_grace: humantime::Duration,
+
+    /// Answer every request through the full S3 request handling, including plain GET/HEAD
+    /// memory hits the hot path would answer directly (for comparison and troubleshooting).
+    #[arg(long, env = "S3CACHED_NO_HOT_PATH")]
+    no_hot_path: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -406,6 +411,7 @@ impl ServeArgs {
                 },
             },
             shutdown_grace: self.shutdown_grace.into(),
+            hot_path: !self.no_hot_path,
         })
     }
 }

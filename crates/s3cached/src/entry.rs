@@ -1,6 +1,7 @@
 //! What a cache entry holds: the object's bytes and every piece of metadata needed to answer
 //! GetObject and HeadObject exactly as the origin would.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -91,6 +92,39 @@ pub struct Entry {
     pub validated_at: SystemTime,
     /// The origin answered NoSuchKey: this entry stands for the object's absence.
     pub missing: bool,
+    /// The hot path's GetObject response headers for this entry, rendered on its first hit.
+    pub hit_headers: HitHeaders,
+}
+
+/// Response headers rendered once per entry and reused by every hit the hot path answers
+/// (`None` inside: the entry cannot be rendered and takes the full path). Derived from the
+/// metadata, so a copy starts empty and all entries compare equal on it.
+#[derive(Default)]
+pub struct HitHeaders(OnceLock<Option<http::HeaderMap>>);
+
+impl HitHeaders {
+    /// The rendered headers, rendering them with `render` on first use.
+    pub fn get_or_render(&self, render: impl FnOnce() -> Option<http::HeaderMap>) -> Option<&http::HeaderMap> {
+        self.0.get_or_init(render).as_ref()
+    }
+}
+
+impl Clone for HitHeaders {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for HitHeaders {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for HitHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HitHeaders")
+    }
 }
 
 /// The current time at millisecond resolution: what a shared tier's record keeps, so an entry
@@ -115,6 +149,7 @@ impl Entry {
             body,
             validated_at: now_millis(),
             missing: false,
+            hit_headers: HitHeaders::default(),
         }
     }
 
@@ -126,6 +161,7 @@ impl Entry {
             body: Bytes::new(),
             validated_at: now_millis(),
             missing: true,
+            hit_headers: HitHeaders::default(),
         }
     }
 

@@ -16,20 +16,22 @@ use hyper_util::server::graceful::GracefulShutdown;
 use s3s::S3Result;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
-use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::Admin;
-use crate::config::{CachePolicy, EventsConfig, OriginConfig, ServeConfig, TierConfig};
+use crate::config::{CachePolicy, ClientAuth, EventsConfig, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
 use crate::engine::guard::WriteGuard;
 use crate::events::apply::Applier;
 use crate::front::Front;
+use crate::host::VirtualHosts;
+use crate::hot_path::{HotPath, HotPathService};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
+use crate::sigv4::Verifier;
 use crate::tier::CacheTier;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
@@ -63,7 +65,7 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     admin: Option<TcpListener>,
-    service: S3Service,
+    service: HotPathService,
     engine: Arc<Engine>,
     admin_state: Arc<Admin>,
     events: EventsConfig,
@@ -80,7 +82,20 @@ impl Server {
             return Err(ServeError::NoClientAuth);
         }
         let engine = build_engine(&config).await?;
-        let service = build_service(&config, Front::new(Arc::clone(&engine)))?;
+        let full = build_service(&config.auth, &config.domains, Front::new(Arc::clone(&engine)))?;
+        let hot = if config.hot_path {
+            Some(HotPath::new(
+                Arc::clone(&engine),
+                (!config.auth.credentials.is_empty()).then(|| Verifier::new(&config.auth.credentials)),
+                config.auth.allow_anonymous,
+                (!config.domains.is_empty())
+                    .then(|| VirtualHosts::new(&config.domains))
+                    .transpose()?,
+            ))
+        } else {
+            None
+        };
+        let service = HotPathService::new(hot, full);
         let listener = bind(config.listen).await?;
         let admin = match config.admin_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -331,20 +346,25 @@ trait MapIntoUnit: Future + Sized {
 
 impl<F: Future> MapIntoUnit for F {}
 
-fn build_service(config: &ServeConfig, front: Front) -> Result<S3Service, ServeError> {
+/// The s3s service over `front`, with client authentication and virtual hosts.
+pub(crate) fn build_service(
+    auth_config: &ClientAuth,
+    domains: &[String],
+    front: Front,
+) -> Result<S3Service, ServeError> {
     let mut builder = S3ServiceBuilder::new(front);
-    if !config.auth.credentials.is_empty() {
+    if !auth_config.credentials.is_empty() {
         let mut auth = SimpleAuth::new();
-        for c in &config.auth.credentials {
+        for c in &auth_config.credentials {
             auth.register(c.access_key.clone(), c.secret_key.clone().into());
         }
         builder.set_auth(auth);
-        if config.auth.allow_anonymous {
+        if auth_config.allow_anonymous {
             builder.set_access(AllowAll);
         }
     }
-    if !config.domains.is_empty() {
-        builder.set_host(VirtualHosts::new(&config.domains)?);
+    if !domains.is_empty() {
+        builder.set_host(VirtualHosts::new(domains)?);
     }
     Ok(builder.build())
 }
@@ -356,73 +376,5 @@ struct AllowAll;
 impl S3Access for AllowAll {
     async fn check(&self, _cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         Ok(())
-    }
-}
-
-/// Virtual-hosted-style parsing: `bucket.<domain>` names a bucket; any other host (an IP
-/// address, `localhost`, the bare domain) is path-style.
-struct VirtualHosts {
-    domains: Vec<String>,
-}
-
-impl VirtualHosts {
-    fn new(domains: &[String]) -> Result<Self, ServeError> {
-        let mut out = Vec::new();
-        for d in domains {
-            let d = d.trim().trim_matches('.').to_ascii_lowercase();
-            let valid = !d.is_empty()
-                && d.split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-            if !valid {
-                return Err(ServeError::Domain(d));
-            }
-            out.push(d);
-        }
-        Ok(Self { domains: out })
-    }
-
-    fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
-        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        self.domains.iter().find_map(|d| {
-            let prefix = name.len().checked_sub(d.len() + 1)?;
-            let (bucket, rest) = name.split_at(prefix);
-            (rest.len() == d.len() + 1
-                && rest[1..].eq_ignore_ascii_case(d)
-                && rest.starts_with('.')
-                && !bucket.is_empty())
-            .then_some(bucket)
-        })
-    }
-}
-
-impl S3Host for VirtualHosts {
-    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
-        Ok(match self.bucket_of(host) {
-            Some(bucket) => VirtualHost::new(host).with_bucket(bucket),
-            None => VirtualHost::new(host),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn virtual_host_parsing() {
-        let v = VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).unwrap();
-        assert_eq!(v.bucket_of("photos.s3.local"), Some("photos"));
-        assert_eq!(v.bucket_of("photos.s3.local:8080"), Some("photos"));
-        assert_eq!(v.bucket_of("a.b.cache.example.com"), Some("a.b"));
-        assert_eq!(v.bucket_of("s3.local"), None);
-        assert_eq!(v.bucket_of("127.0.0.1:8080"), None);
-        assert_eq!(v.bucket_of("xs3.local"), None);
-        assert!(VirtualHosts::new(&["bad domain".to_owned()]).is_err());
     }
 }

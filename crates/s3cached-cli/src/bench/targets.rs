@@ -276,6 +276,7 @@ impl Targets {
                 ..CachePolicy::default()
             },
             shutdown_grace: CACHE_GRACE,
+            hot_path: true,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (addr, admin, task) = runtime

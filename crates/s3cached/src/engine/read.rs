@@ -321,6 +321,14 @@ impl Engine {
         Ok(with_status(out, hit))
     }
 
+    /// A fresh object entry held in this process's memory, found without I/O, with the name of
+    /// the tier holding it (the hot path's lookup; nothing is counted).
+    #[must_use]
+    pub fn fresh_local(&self, key: &CacheKey) -> Option<(Arc<Entry>, &'static str)> {
+        let (entry, tier) = self.tier.peek_local(key)?;
+        (!entry.missing && self.policy.age(key, &entry) == Age::Fresh).then_some((entry, tier))
+    }
+
     /// Tier lookup; a failing tier counts as a miss (the origin still answers).
     async fn lookup(&self, key: &CacheKey) -> Lookup {
         match self.tier.get(key).await {

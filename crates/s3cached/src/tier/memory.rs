@@ -141,6 +141,10 @@ impl CacheTier for MemoryTier {
         Ok(FillToken::default())
     }
 
+    fn peek_local(&self, key: &CacheKey) -> Option<(Arc<Entry>, &'static str)> {
+        Some((self.peek(key)?, NAME))
+    }
+
     fn stats(&self) -> TierStats {
         TierStats {
             entries: self.cache.entry_count(),

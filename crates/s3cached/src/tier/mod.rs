@@ -127,6 +127,13 @@ pub trait CacheTier: Send + Sync + 'static {
     /// since it may wait for peers.
     async fn announce(&self, _key: &CacheKey) {}
 
+    /// An entry this process holds in its own memory, found without I/O or waiting, with the
+    /// name of the tier it counts as a hit in; `None` when there is none or the tier has no
+    /// local part. Counts nothing: the caller counts the hit it answers.
+    fn peek_local(&self, _key: &CacheKey) -> Option<(Arc<Entry>, &'static str)> {
+        None
+    }
+
     /// Current size, for the `cache_entries` / `cache_bytes` gauges.
     fn stats(&self) -> TierStats;
 

@@ -229,6 +229,7 @@ impl Header {
             body,
             validated_at: self.validated_at,
             missing: self.missing,
+            hit_headers: crate::entry::HitHeaders::default(),
         }
     }
 }

@@ -144,6 +144,14 @@ impl CacheTier for Tiered {
         }
     }
 
+    fn peek_local(&self, key: &CacheKey) -> Option<(Arc<Entry>, &'static str)> {
+        // Only while the bus is up: otherwise L1 may hold entries peers have written over.
+        if !self.bus.is_coherent() {
+            return None;
+        }
+        Some((self.l1.peek(key)?, memory::NAME))
+    }
+
     fn stats(&self) -> TierStats {
         self.l1.stats()
     }

@@ -1,0 +1,81 @@
+//! Virtual-hosted-style requests: which `Host` headers name a bucket. Shared by the s3s
+//! service and the hot path, so both read the same bucket from a request.
+
+use s3s::S3Result;
+use s3s::host::{S3Host, VirtualHost};
+
+use crate::server::ServeError;
+
+/// Virtual-hosted-style parsing: `bucket.<domain>` names a bucket; any other host (an IP
+/// address, `localhost`, the bare domain) is path-style.
+pub struct VirtualHosts {
+    domains: Vec<String>,
+}
+
+impl VirtualHosts {
+    /// Hosts under `domains` name buckets.
+    ///
+    /// # Errors
+    /// [`ServeError::Domain`] when a domain is not a valid host name.
+    pub fn new(domains: &[String]) -> Result<Self, ServeError> {
+        let mut out = Vec::new();
+        for d in domains {
+            let d = d.trim().trim_matches('.').to_ascii_lowercase();
+            let valid = !d.is_empty()
+                && d.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !valid {
+                return Err(ServeError::Domain(d));
+            }
+            out.push(d);
+        }
+        Ok(Self { domains: out })
+    }
+
+    /// The bucket a `Host` header names, if it is `bucket.<domain>` (with or without port).
+    #[must_use]
+    pub fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        self.domains.iter().find_map(|d| {
+            let prefix = name.len().checked_sub(d.len() + 1)?;
+            let (bucket, rest) = name.split_at(prefix);
+            (rest.len() == d.len() + 1
+                && rest[1..].eq_ignore_ascii_case(d)
+                && rest.starts_with('.')
+                && !bucket.is_empty())
+            .then_some(bucket)
+        })
+    }
+}
+
+impl S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        Ok(match self.bucket_of(host) {
+            Some(bucket) => VirtualHost::new(host).with_bucket(bucket),
+            None => VirtualHost::new(host),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_host_parsing() {
+        let v = VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).unwrap();
+        assert_eq!(v.bucket_of("photos.s3.local"), Some("photos"));
+        assert_eq!(v.bucket_of("photos.s3.local:8080"), Some("photos"));
+        assert_eq!(v.bucket_of("a.b.cache.example.com"), Some("a.b"));
+        assert_eq!(v.bucket_of("s3.local"), None);
+        assert_eq!(v.bucket_of("127.0.0.1:8080"), None);
+        assert_eq!(v.bucket_of("xs3.local"), None);
+        assert!(VirtualHosts::new(&["bad domain".to_owned()]).is_err());
+    }
+}
