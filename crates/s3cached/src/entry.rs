@@ -96,17 +96,15 @@ pub struct Entry {
     pub hit_headers: HitHeaders,
 }
 
-/// Response headers rendered once per entry and reused by every hit the hot path answers
-/// (`None` inside: the entry cannot be rendered and takes the full path). Derived from the
-/// metadata, so a copy starts empty and all entries compare equal on it.
+/// The hot path's GetObject response headers, rendered once per entry and reused by every
+/// hit it answers (`None` inside: the entry cannot be rendered and takes the full path).
+/// Derived from the metadata, so a copy starts empty and all entries compare equal on it.
 #[derive(Default)]
-pub struct HitHeaders(OnceLock<Option<http::HeaderMap>>);
-
-impl HitHeaders {
-    /// The rendered headers, rendering them with `render` on first use.
-    pub fn get_or_render(&self, render: impl FnOnce() -> Option<http::HeaderMap>) -> Option<&http::HeaderMap> {
-        self.0.get_or_init(render).as_ref()
-    }
+pub struct HitHeaders {
+    /// Without checksums.
+    pub plain: OnceLock<Option<http::HeaderMap>>,
+    /// With the object's checksums (`x-amz-checksum-mode: ENABLED`).
+    pub with_checksums: OnceLock<Option<http::HeaderMap>>,
 }
 
 impl Clone for HitHeaders {

@@ -3,7 +3,7 @@
 //!
 //! A request qualifies only when the answer cannot differ from the full path's: no body, no
 //! query parameters besides SigV4's and `x-id`, none of the headers GetObject reads (ranges,
-//! conditions, checksum mode, SSE-C, bucket owner, requester pays), a valid SigV4 signature
+//! conditions, SSE-C, bucket owner, requester pays; checksum mode `ENABLED` is served), a valid SigV4 signature
 //! (checked by [`crate::sigv4`], which keeps signing keys) or anonymous access allowed, and a
 //! fresh whole-object entry in the memory tier. Everything else (misses, stale entries, errors
 //! of any kind, other operations) goes to s3s unchanged, so the hot path never answers with an
@@ -17,6 +17,7 @@ use std::time::{Instant, SystemTime};
 use futures::future::{BoxFuture, Either, Ready, ready};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
 use s3s::dto::{Timestamp, TimestampFormat};
 use s3s::path::S3Path;
 use s3s::service::S3Service;
@@ -26,25 +27,28 @@ use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
 use crate::entry::ObjectMeta;
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
+use crate::metrics::HitCounters;
 use crate::sigv4::{SignedRequest, Verifier};
+use crate::tier::memory;
 
 static CACHE_STATUS: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
 
 /// Request headers that change what GetObject/HeadObject answers: their presence sends the
 /// request down the full path.
-static FULL_PATH_HEADERS: [HeaderName; 11] = [
+static FULL_PATH_HEADERS: [HeaderName; 10] = [
     HeaderName::from_static("range"),
     HeaderName::from_static("if-match"),
     HeaderName::from_static("if-none-match"),
     HeaderName::from_static("if-modified-since"),
     HeaderName::from_static("if-unmodified-since"),
-    HeaderName::from_static("x-amz-checksum-mode"),
     HeaderName::from_static("x-amz-expected-bucket-owner"),
     HeaderName::from_static("x-amz-request-payer"),
     HeaderName::from_static("x-amz-server-side-encryption-customer-algorithm"),
     HeaderName::from_static("x-amz-server-side-encryption-customer-key"),
     HeaderName::from_static("x-amz-server-side-encryption-customer-key-md5"),
 ];
+
+static CHECKSUM_MODE: HeaderName = HeaderName::from_static("x-amz-checksum-mode");
 
 /// Query parameters a hot-path request may carry: SigV4's and the `x-id` SDKs add.
 fn allowed_query_param(name: &str) -> bool {
@@ -61,9 +65,22 @@ fn allowed_query_param(name: &str) -> bool {
     )
 }
 
+/// The metric series of memory hits, per operation.
+struct Counters {
+    get: HitCounters,
+    head: HitCounters,
+    hot_get: Counter,
+    hot_head: Counter,
+}
+
+fn operation(get: bool) -> &'static str {
+    if get { "GetObject" } else { "HeadObject" }
+}
+
 /// Answers qualifying requests from the memory tier.
 pub struct HotPath {
     engine: Arc<Engine>,
+    counters: Counters,
     verifier: Option<Verifier>,
     allow_anonymous: bool,
     hosts: Option<VirtualHosts>,
@@ -79,8 +96,16 @@ impl HotPath {
         allow_anonymous: bool,
         hosts: Option<VirtualHosts>,
     ) -> Self {
+        let metrics = engine.metrics();
+        let counters = Counters {
+            get: metrics.hit_counters(memory::NAME, operation(true)),
+            head: metrics.hit_counters(memory::NAME, operation(false)),
+            hot_get: metrics.hot_path_answers(operation(true)),
+            hot_head: metrics.hot_path_answers(operation(false)),
+        };
         Self {
             engine,
+            counters,
             verifier,
             allow_anonymous,
             hosts,
@@ -103,6 +128,12 @@ impl HotPath {
         if FULL_PATH_HEADERS.iter().any(|h| headers.contains_key(h)) {
             return None;
         }
+        // Recent SDKs ask for checksums on every GET; other values than ENABLED are rare.
+        let checksums = match headers.get(&CHECKSUM_MODE) {
+            None => false,
+            Some(v) if v.as_bytes() == b"ENABLED" => true,
+            Some(_) => return None,
+        };
         let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = req
             .uri()
             .query()
@@ -122,26 +153,36 @@ impl HotPath {
         }
         let key = self.object_key(headers, &decoded_path)?;
         let (entry, tier) = self.engine.fresh_local(&key)?;
-        let mut headers = if get {
-            entry
-                .hit_headers
-                .get_or_render(|| response_headers(&entry.meta, true))?
-                .clone()
-        } else {
-            response_headers(&entry.meta, false)?
+        let render = || response_headers(&entry.meta, get, checksums);
+        let mut headers = match (get, checksums) {
+            (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,
+            (true, true) => entry.hit_headers.with_checksums.get_or_init(render).clone()?,
+            (false, _) => render()?,
         };
         headers.insert(&CACHE_STATUS, hit_header(tier));
-        let metrics = self.engine.metrics();
-        metrics.hit(tier);
         let body = if get {
-            metrics.served("cache", entry.meta.size);
             s3s::Body::from(entry.body.clone())
         } else {
             s3s::Body::empty()
         };
         let mut resp = Response::new(body);
         *resp.headers_mut() = headers;
-        metrics.request(if get { "GetObject" } else { "HeadObject" }, "ok", started.elapsed());
+        let resolved;
+        let counters = match (tier, get) {
+            (memory::NAME, true) => &self.counters.get,
+            (memory::NAME, false) => &self.counters.head,
+            (tier, get) => {
+                resolved = self.engine.metrics().hit_counters(tier, operation(get));
+                &resolved
+            }
+        };
+        counters.record(get.then_some(entry.meta.size), started.elapsed());
+        if get {
+            &self.counters.hot_get
+        } else {
+            &self.counters.hot_head
+        }
+        .inc();
         Some(resp)
     }
 
@@ -184,9 +225,9 @@ impl HotPath {
 }
 
 /// The headers s3s writes for a GetObject (`get`) or HeadObject answer built from `meta`
-/// without checksums, overrides or range (the cache status is added per answer); `None` when a
-/// value is not a valid header (the full path reports that).
-fn response_headers(meta: &ObjectMeta, get: bool) -> Option<HeaderMap> {
+/// without overrides or range, with the object's checksums when `checksums` (the cache status
+/// is added per answer); `None` when a value is not a valid header (the full path reports that).
+fn response_headers(meta: &ObjectMeta, get: bool, checksums: bool) -> Option<HeaderMap> {
     let mut h = HeaderMap::with_capacity(16);
     let text = |v: &str| HeaderValue::from_str(v).ok();
     let mut put = |name: HeaderName, value: Option<HeaderValue>| -> Option<()> {
@@ -207,6 +248,38 @@ fn response_headers(meta: &ObjectMeta, get: bool) -> Option<HeaderMap> {
         |v: &bool| Some(HeaderValue::from_static(if *v { "true" } else { "false" }))
     );
     opt!(header::CACHE_CONTROL, meta.cache_control, |v: &String| text(v));
+    if checksums {
+        opt!(
+            HeaderName::from_static("x-amz-checksum-crc32"),
+            meta.checksum_crc32,
+            |v: &String| text(v)
+        );
+        opt!(
+            HeaderName::from_static("x-amz-checksum-crc32c"),
+            meta.checksum_crc32c,
+            |v: &String| text(v)
+        );
+        opt!(
+            HeaderName::from_static("x-amz-checksum-crc64nvme"),
+            meta.checksum_crc64nvme,
+            |v: &String| text(v)
+        );
+        opt!(
+            HeaderName::from_static("x-amz-checksum-sha1"),
+            meta.checksum_sha1,
+            |v: &String| text(v)
+        );
+        opt!(
+            HeaderName::from_static("x-amz-checksum-sha256"),
+            meta.checksum_sha256,
+            |v: &String| text(v)
+        );
+        opt!(
+            HeaderName::from_static("x-amz-checksum-type"),
+            meta.checksum_type,
+            |v: &s3s::dto::ChecksumType| text(v.as_str())
+        );
+    }
     opt!(
         header::CONTENT_DISPOSITION,
         meta.content_disposition,

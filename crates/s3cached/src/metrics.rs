@@ -82,6 +82,29 @@ pub struct EventLabels {
     pub result: &'static str,
 }
 
+/// The series a cache hit updates (`cache_hits`, `bytes_served{source="cache"}`, `requests`
+/// with result `ok`, `request_duration_seconds`), resolved once for one tier and operation so
+/// that the hot path pays atomic increments rather than label lookups per hit.
+#[derive(Clone)]
+pub struct HitCounters {
+    hits: Counter,
+    served: Counter,
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl HitCounters {
+    /// Records one hit that took `elapsed` and sent `body_bytes` (none for HEAD).
+    pub fn record(&self, body_bytes: Option<u64>, elapsed: Duration) {
+        self.hits.inc();
+        if let Some(bytes) = body_bytes {
+            self.served.inc_by(bytes);
+        }
+        self.requests.inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// The metric set of one s3cached process.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -90,6 +113,7 @@ pub struct Metrics {
     cache_hits: Family<Tier, Counter>,
     cache_misses: Family<Tier, Counter>,
     cache_bypasses: Family<Op, Counter>,
+    hot_path_answers: Family<Op, Counter>,
     cache_entries: Family<Tier, Gauge>,
     cache_bytes: Family<Tier, Gauge>,
     evictions: Family<TierCause, Counter>,
@@ -154,6 +178,12 @@ impl Metrics {
             "cache_bypasses",
             "GET/HEAD requests sent straight to the origin (part numbers, SSE-C, checksum mode, …)",
             cache_bypasses.clone(),
+        );
+        let hot_path_answers = Family::<Op, Counter>::default();
+        r.register(
+            "hot_path_answers",
+            "GET/HEAD memory hits answered by the hot path, before full S3 request handling",
+            hot_path_answers.clone(),
         );
         let cache_entries = Family::<Tier, Gauge>::default();
         r.register("cache_entries", "Entries held by a cache tier", cache_entries.clone());
@@ -260,6 +290,7 @@ impl Metrics {
             cache_hits,
             cache_misses,
             cache_bypasses,
+            hot_path_answers,
             cache_entries,
             cache_bytes,
             evictions,
@@ -304,6 +335,29 @@ impl Metrics {
         self.origin_duration
             .get_or_create(&Op { operation })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The metrics one cache hit of `operation` answered from `tier` updates, resolved once.
+    #[must_use]
+    pub fn hit_counters(&self, tier: &'static str, operation: &'static str) -> HitCounters {
+        HitCounters {
+            hits: self.cache_hits.get_or_create(&Tier { tier }).clone(),
+            served: self.bytes_served.get_or_create(&Source { source: "cache" }).clone(),
+            requests: self
+                .requests
+                .get_or_create(&OpResult {
+                    operation,
+                    result: "ok".to_owned(),
+                })
+                .clone(),
+            duration: self.request_duration.get_or_create(&Op { operation }).clone(),
+        }
+    }
+
+    /// The `hot_path_answers` series of `operation`, resolved once.
+    #[must_use]
+    pub fn hot_path_answers(&self, operation: &'static str) -> Counter {
+        self.hot_path_answers.get_or_create(&Op { operation }).clone()
     }
 
     /// Records a lookup answered by `tier`.

@@ -80,8 +80,9 @@ fn rich_meta(size: u64) -> ObjectMeta {
         parts_count: Some(3),
         tag_count: Some(2),
         accept_ranges: Some("bytes".into()),
-        // Checksums are only sent to requests with checksum mode on, which take the full path.
+        // Sent only to requests with checksum mode on.
         checksum_crc32: Some("AAAAAA==".into()),
+        checksum_type: Some(s3s::dto::ChecksumType::from_static(s3s::dto::ChecksumType::FULL_OBJECT)),
         ..ObjectMeta::default()
     }
 }
@@ -141,8 +142,20 @@ async fn answers_exactly_what_the_full_path_answers() {
                 .expect("anonymous"),
         );
     }
+    // Recent SDKs ask for checksums on every GetObject.
+    let with_checksums: Vec<_> = cases
+        .iter()
+        .map(|req| {
+            let mut req = req.clone();
+            req.headers_mut()
+                .insert("x-amz-checksum-mode", http::HeaderValue::from_static("ENABLED"));
+            req
+        })
+        .collect();
+    cases.extend(with_checksums);
     for req in cases {
-        let what = format!("{} {}", req.method(), req.uri());
+        let checksums = req.headers().contains_key("x-amz-checksum-mode");
+        let what = format!("{} {} checksums={checksums}", req.method(), req.uri());
         let hot = s
             .hot
             .answer(&with_body(req.clone()))
@@ -155,7 +168,11 @@ async fn answers_exactly_what_the_full_path_answers() {
             assert_eq!(hot.2, body);
         }
         assert!(hot.1.iter().any(|(n, v)| n == "x-s3cached" && v == b"hit-memory"));
-        assert!(!hot.1.iter().any(|(n, _)| n.starts_with("x-amz-checksum")));
+        assert_eq!(
+            hot.1.iter().any(|(n, _)| n == "x-amz-checksum-crc32"),
+            checksums,
+            "{what}"
+        );
     }
 }
 
@@ -220,7 +237,10 @@ async fn leaves_everything_else_to_the_full_path() {
             "if-modified-since",
             with_header("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT"),
         ),
-        ("checksum mode", with_header("x-amz-checksum-mode", "ENABLED")),
+        (
+            "checksum mode other than ENABLED",
+            with_header("x-amz-checksum-mode", "enabled"),
+        ),
         (
             "sse-c",
             with_header("x-amz-server-side-encryption-customer-algorithm", "AES256"),
