@@ -303,6 +303,78 @@ async fn head_through_the_cache_matches_the_origin() {
     assert_same("head", &o, &c);
 }
 
+const HOT_GETS: &str = r#"s3cached_hot_path_answers_total{operation="GetObject"}"#;
+const HOT_HEADS: &str = r#"s3cached_hot_path_answers_total{operation="HeadObject"}"#;
+
+/// Plain hits from the AWS SDK (SigV4 headers, checksum mode on) and from presigned URLs are
+/// answered by the hot path, with the same answers as the full S3 request handling gives.
+#[tokio::test]
+async fn plain_hits_take_the_hot_path_with_the_full_paths_answers() {
+    let hot = proxy(&[]);
+    let full = proxy(&["--no-hot-path"]);
+    let bucket = origin().new_bucket("hot").await;
+    let body = pattern(4096, 5);
+    origin()
+        .client()
+        .put_object()
+        .bucket(&bucket)
+        .key("dir/hot object.bin")
+        .body(ByteStream::from(body.clone()))
+        .content_type("application/x-thing")
+        .cache_control("max-age=600")
+        .content_disposition("inline")
+        .metadata("color", "blue")
+        .send()
+        .await
+        .unwrap();
+    let key = "dir/hot object.bin";
+    let mut answers = Vec::new();
+    for p in [&hot, &full] {
+        let c = client(p);
+        // The first GET fills; everything after is a hit.
+        assert_bytes(&get_bytes(&c, &bucket, key).await, &body, "fill");
+        assert_bytes(&get_bytes(&c, &bucket, key).await, &body, "SDK hit");
+        let head = c.head_object().bucket(&bucket).key(key).send().await.unwrap();
+        assert_eq!(head.content_length(), Some(4096));
+        assert_eq!(
+            head.metadata().and_then(|m| m.get("color")).map(String::as_str),
+            Some("blue")
+        );
+        let get = c
+            .get_object()
+            .bucket(&bucket)
+            .key(key)
+            .presigned(presign_cfg())
+            .await
+            .unwrap();
+        let head = c
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .presigned(presign_cfg())
+            .await
+            .unwrap();
+        answers.push((send_presigned(&get).await, send_presigned(&head).await));
+    }
+    assert!(
+        metric(&hot, HOT_GETS).await >= 2.0,
+        "SDK and presigned GET hits take the hot path"
+    );
+    assert!(
+        metric(&hot, HOT_HEADS).await >= 2.0,
+        "SDK and presigned HEAD hits take the hot path"
+    );
+    assert_eq!(metric(&full, HOT_GETS).await + metric(&full, HOT_HEADS).await, 0.0);
+    let ((hot_get, hot_head), (full_get, full_head)) = (&answers[0], &answers[1]);
+    assert_eq!(
+        hot_get.headers.get("x-s3cached").map(String::as_str),
+        Some("hit-memory")
+    );
+    assert_same("presigned GET", full_get, hot_get);
+    assert_same("presigned HEAD", full_head, hot_head);
+    assert_eq!(hot_get.body.as_ref(), body.as_slice());
+}
+
 #[tokio::test]
 async fn put_get_head_delete_through_the_cache() {
     let p = proxy(&[]);
