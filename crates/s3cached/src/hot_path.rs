@@ -33,22 +33,65 @@ use crate::tier::memory;
 
 static CACHE_STATUS: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
 
-/// Request headers that change what GetObject/HeadObject answers: their presence sends the
-/// request down the full path.
-static FULL_PATH_HEADERS: [HeaderName; 10] = [
-    HeaderName::from_static("range"),
-    HeaderName::from_static("if-match"),
-    HeaderName::from_static("if-none-match"),
-    HeaderName::from_static("if-modified-since"),
-    HeaderName::from_static("if-unmodified-since"),
-    HeaderName::from_static("x-amz-expected-bucket-owner"),
-    HeaderName::from_static("x-amz-request-payer"),
-    HeaderName::from_static("x-amz-server-side-encryption-customer-algorithm"),
-    HeaderName::from_static("x-amz-server-side-encryption-customer-key"),
-    HeaderName::from_static("x-amz-server-side-encryption-customer-key-md5"),
-];
+/// How a request's headers bear on the hot path.
+struct HeaderScan {
+    /// An `Authorization` header is present.
+    signed: bool,
+    /// `x-amz-checksum-mode: ENABLED`.
+    checksums: bool,
+}
 
-static CHECKSUM_MODE: HeaderName = HeaderName::from_static("x-amz-checksum-mode");
+/// One pass over the request headers (cheaper than a lookup per name); `None` when a header
+/// changes what GetObject/HeadObject answers (ranges, conditions, SSE-C, bucket owner,
+/// requester pays, a checksum mode other than `ENABLED`).
+fn scan_headers(headers: &HeaderMap) -> Option<HeaderScan> {
+    let mut scan = HeaderScan {
+        signed: false,
+        checksums: false,
+    };
+    for (name, value) in headers {
+        match name.as_str() {
+            "range"
+            | "if-match"
+            | "if-none-match"
+            | "if-modified-since"
+            | "if-unmodified-since"
+            | "x-amz-expected-bucket-owner"
+            | "x-amz-request-payer"
+            | "x-amz-server-side-encryption-customer-algorithm"
+            | "x-amz-server-side-encryption-customer-key"
+            | "x-amz-server-side-encryption-customer-key-md5" => return None,
+            // Recent SDKs ask for checksums on every GET; other values are rare.
+            "x-amz-checksum-mode" if value.as_bytes() == b"ENABLED" => scan.checksums = true,
+            "x-amz-checksum-mode" => return None,
+            "authorization" => scan.signed = true,
+            _ => {}
+        }
+    }
+    Some(scan)
+}
+
+/// The query's `application/x-www-form-urlencoded` pairs as s3s reads them (`+` is a space),
+/// borrowed unless something needs decoding; `None` when a decoded part is not UTF-8.
+fn parse_query(query: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode_component(name)?, decode_component(value)?))
+        })
+        .collect()
+}
+
+fn decode_component(s: &str) -> Option<Cow<'_, str>> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Some(Cow::Borrowed(s));
+    }
+    let spaced = s.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+    String::from_utf8(bytes).ok().map(Cow::Owned)
+}
 
 /// Query parameters a hot-path request may carry: SigV4's and the `x-id` SDKs add.
 fn allowed_query_param(name: &str) -> bool {
@@ -125,20 +168,11 @@ impl HotPath {
             return None;
         }
         let headers = req.headers();
-        if FULL_PATH_HEADERS.iter().any(|h| headers.contains_key(h)) {
-            return None;
-        }
-        // Recent SDKs ask for checksums on every GET; other values than ENABLED are rare.
-        let checksums = match headers.get(&CHECKSUM_MODE) {
-            None => false,
-            Some(v) if v.as_bytes() == b"ENABLED" => true,
-            Some(_) => return None,
+        let scan = scan_headers(headers)?;
+        let query = match req.uri().query() {
+            Some(q) => parse_query(q)?,
+            None => Vec::new(),
         };
-        let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = req
-            .uri()
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
-            .unwrap_or_default();
         if !query.iter().all(|(name, _)| allowed_query_param(name)) {
             return None;
         }
@@ -148,13 +182,13 @@ impl HotPath {
         } else {
             Cow::Borrowed(raw_path)
         };
-        if !self.authorized(req.method(), &decoded_path, &query, headers) {
+        if !self.authorized(req.method(), &decoded_path, &query, headers, scan.signed) {
             return None;
         }
         let key = self.object_key(headers, &decoded_path)?;
         let (entry, tier) = self.engine.fresh_local(&key)?;
-        let render = || response_headers(&entry.meta, get, checksums);
-        let mut headers = match (get, checksums) {
+        let render = || response_headers(&entry.meta, get, scan.checksums);
+        let mut headers = match (get, scan.checksums) {
             (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,
             (true, true) => entry.hit_headers.with_checksums.get_or_init(render).clone()?,
             (false, _) => render()?,
@@ -192,8 +226,9 @@ impl HotPath {
         decoded_path: &str,
         query: &[(Cow<'_, str>, Cow<'_, str>)],
         headers: &HeaderMap,
+        authorization_header: bool,
     ) -> bool {
-        let signed = headers.contains_key(header::AUTHORIZATION) || query.iter().any(|(n, _)| n == "X-Amz-Signature");
+        let signed = authorization_header || query.iter().any(|(n, _)| n == "X-Amz-Signature");
         if !signed {
             return self.allow_anonymous;
         }

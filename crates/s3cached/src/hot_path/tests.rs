@@ -335,3 +335,21 @@ async fn virtual_hosted_requests_name_the_same_object() {
     assert!(hot.answer(&get("127.0.0.1:8080", "/photos/a/b.jpg")).is_some());
     assert!(hot.answer(&get("other.s3.local", "/a/b.jpg")).is_none());
 }
+
+#[test]
+fn query_parsing_matches_form_urlencoded() {
+    for q in [
+        "X-Amz-Credential=AK%2F20261126%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261126T000000Z",
+        "a=b&&c=d+e&f%2Bg=h%20i&j&=k&l=",
+        "x-id=GetObject",
+        "n=na%C3%AFve",
+    ] {
+        let ours = parse_query(q).expect("parses");
+        let reference: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let ours: Vec<(String, String)> = ours.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+        assert_eq!(ours, reference, "{q}");
+    }
+    assert!(parse_query("a=%FF").is_none(), "not UTF-8");
+}
