@@ -11,8 +11,12 @@
 //!   (the baseline: parsing, routing, response), signed with SigV4 headers, and presigned
 //!   (SigV4 query). The difference to the baseline is the signature check (canonical request,
 //!   HMAC-SHA256 key derivation and signature) plus the header parsing it needs.
-//! - `hit_path/get_4KiB`: a signed GetObject of a cached 4 KiB object through s3s and
-//!   s3cached's front end, engine and memory tier, in process (no sockets), body drained.
+//! - `hit_path/get_4KiB_presigned`: a presigned GetObject of a cached 4 KiB object through s3s
+//!   and s3cached's front end, engine and memory tier, in process (no sockets), body drained.
+//! - `hit_path/get_4KiB_presigned_hot_path`: the same request answered by [`HotPath`], which the
+//!   server puts in front of s3s.
+//! - `sigv4/*`: [`Verifier::verify`] of a presigned URL and of an `Authorization` header, with
+//!   the signing key already derived (every request after the first of the day).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,13 +30,15 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use http_body_util::BodyExt;
-use s3cached::config::{CachePolicy, EvictionPolicy};
+use s3cached::config::{CachePolicy, Credentials, EvictionPolicy};
 use s3cached::engine::Engine;
 use s3cached::entry::{Entry, ObjectMeta};
 use s3cached::front::Front;
+use s3cached::hot_path::HotPath;
 use s3cached::key::CacheKey;
 use s3cached::metrics::Metrics;
 use s3cached::origin::Origin;
+use s3cached::sigv4::{SignedRequest, Verifier};
 use s3cached::tier::memory::MemoryTier;
 use s3cached::tier::{CacheTier, FillToken};
 use s3s::auth::SimpleAuth;
@@ -260,12 +266,53 @@ fn hit_path(c: &mut Criterion) {
     ))
     .expect("insert");
     let engine = Engine::new(origin, tier, metrics, CachePolicy::default());
-    let service = signed_service(Front::new(engine));
+    let service = signed_service(Front::new(Arc::clone(&engine)));
     let template = Template::new("/bucket/object-4k", Some(SignatureLocation::QueryParams));
     assert_eq!(rt.block_on(call(&service, &template)), 4096);
     c.bench_function("hit_path/get_4KiB_presigned", |b| {
         b.iter(|| rt.block_on(call(&service, &template)));
     });
+    let hot = HotPath::new(engine, Some(verifier()), false, None);
+    let answer = |hot: &HotPath| {
+        let resp = hot.answer(&template.request()).expect("a hot-path hit");
+        rt.block_on(resp.into_body().collect())
+            .map(|b| b.to_bytes().len())
+            .expect("body")
+    };
+    assert_eq!(answer(&hot), 4096);
+    c.bench_function("hit_path/get_4KiB_presigned_hot_path", |b| b.iter(|| answer(&hot)));
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(&[Credentials {
+        access_key: ACCESS_KEY.to_owned(),
+        secret_key: SECRET_KEY.to_owned(),
+    }])
+}
+
+fn sigv4(c: &mut Criterion) {
+    let verifier = verifier();
+    let mut g = c.benchmark_group("sigv4");
+    for (name, location) in [
+        ("verify_presigned", SignatureLocation::QueryParams),
+        ("verify_header", SignatureLocation::Headers),
+    ] {
+        let template = Template::new("/bucket/users/42/cat-00042.jpg", Some(location));
+        let query: Vec<_> = template
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
+            .unwrap_or_default();
+        let req = SignedRequest {
+            method: "GET",
+            decoded_path: template.uri.path(),
+            query: &query,
+            headers: &template.headers,
+        };
+        assert!(verifier.verify(&req, SystemTime::now()), "{name}");
+        g.bench_function(name, |b| b.iter(|| verifier.verify(black_box(&req), SystemTime::now())));
+    }
+    g.finish();
 }
 
 criterion_group! {
@@ -273,6 +320,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cache_key, memory_tier, object_meta, s3_service, hit_path
+    targets = cache_key, memory_tier, object_meta, s3_service, hit_path, sigv4
 }
 criterion_main!(benches);
