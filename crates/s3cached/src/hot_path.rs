@@ -3,12 +3,12 @@
 //!
 //! A request qualifies only when the answer cannot differ from the full path's: no body, no
 //! query parameters besides SigV4's and `x-id`, none of the headers GetObject reads (ranges,
-//! conditions, SSE-C, bucket owner, requester pays; checksum mode `ENABLED` is served), a valid SigV4 signature
-//! (checked by [`crate::sigv4`], which keeps signing keys) or anonymous access allowed, and a
-//! fresh whole-object entry in the memory tier. Everything else (misses, stale entries, errors
-//! of any kind, other operations) goes to s3s unchanged, so the hot path never answers with an
-//! error of its own. The answer carries the same headers s3s would write for the entry, and is
-//! counted in the same metrics.
+//! conditions, SSE-C, bucket owner, requester pays) except checksum mode `ENABLED`, a valid
+//! SigV4 signature (checked by [`crate::sigv4`], which keeps signing keys) or anonymous access
+//! allowed, and a fresh whole-object entry in the memory tier. Everything else (misses, stale
+//! entries, errors of any kind, other operations) goes to s3s unchanged, so the hot path never
+//! answers with an error of its own. The answer carries the same headers s3s would write for
+//! the entry, and is counted in the same metrics.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -96,6 +96,11 @@ async fn put(s: &Setup, bucket: &str, key: &str, entry: Entry) {
         .expect("insert");
 }
 
+/// A five-byte object with rich metadata.
+fn hello() -> Entry {
+    Entry::new(rich_meta(5), Bytes::from_static(b"hello"))
+}
+
 fn with_body(req: http::Request<()>) -> http::Request<s3s::Body> {
     req.map(|()| s3s::Body::empty())
 }
@@ -179,13 +184,7 @@ async fn answers_exactly_what_the_full_path_answers() {
 #[tokio::test]
 async fn counts_like_the_full_path() {
     let s = setup(false);
-    put(
-        &s,
-        "bucket",
-        "k",
-        Entry::new(rich_meta(5), Bytes::from_static(b"hello")),
-    )
-    .await;
+    put(&s, "bucket", "k", hello()).await;
     let req = signed("GET", "/bucket/k", SignatureLocation::QueryParams, SECRET_KEY, now());
     assert!(s.hot.answer(&with_body(req.clone())).is_some());
     let after_hot = s.engine.metrics().encode();
@@ -203,8 +202,9 @@ async fn counts_like_the_full_path() {
 
 /// The value of the counter `family` with `labels` in a Prometheus exposition.
 fn counter(text: &str, family: &str, labels: &str) -> u64 {
+    let series = format!("s3cached_{family}_total{{");
     text.lines()
-        .filter(|l| !l.starts_with('#') && l.contains(family) && l.contains(labels))
+        .filter(|l| l.starts_with(&series) && l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
@@ -213,15 +213,9 @@ fn counter(text: &str, family: &str, labels: &str) -> u64 {
 #[tokio::test]
 async fn leaves_everything_else_to_the_full_path() {
     let s = setup(false);
-    put(
-        &s,
-        "bucket",
-        "k",
-        Entry::new(rich_meta(5), Bytes::from_static(b"hello")),
-    )
-    .await;
+    put(&s, "bucket", "k", hello()).await;
     put(&s, "bucket", "gone", Entry::missing()).await;
-    let mut stale = Entry::new(rich_meta(5), Bytes::from_static(b"hello"));
+    let mut stale = hello();
     stale.validated_at = SystemTime::now() - Duration::from_secs(3600);
     put(&s, "bucket", "stale", stale).await;
     let presigned = |path: &str| signed("GET", path, SignatureLocation::QueryParams, SECRET_KEY, now());
