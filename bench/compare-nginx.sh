@@ -16,6 +16,8 @@
 #   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
 #   S3CACHED_BIN=target/release/s3cached (built when missing)
 #   NGINX_WORKERS=auto
+#   PIN=1: the servers on CPU 1 (nginx with one worker, s3cached with one runtime thread) and
+#          wrk on CPU 0 (one thread), so the load generator does not preempt the servers
 # Installs Debian nginx and wrk when missing (apt-get, as root) and the .venv with SeaweedFS
 # and boto3 through scripts/test-env.sh. Everything it starts listens on 127.0.0.1 only and is
 # stopped on exit; its temporary directory is removed.
@@ -29,6 +31,16 @@ OBJECTS="${OBJECTS:-100}"
 SIZE="${SIZE:-4096}"
 RUNS="${RUNS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-auto}"
+PIN="${PIN:-0}"
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ "$PIN" = 1 ]; then
+    SERVER_CPU=(taskset -c 1)
+    CLIENT_CPU=(taskset -c 0)
+    NGINX_WORKERS=1
+    THREADS=1
+    export TOKIO_WORKER_THREADS=1
+fi
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
 
 log() { printf '[compare-nginx] %s\n' "$*" >&2; }
@@ -117,7 +129,7 @@ SEAWEED_PORTS="$S3P"
 mkdir -p "$WORK/weed"
 log "starting SeaweedFS on 127.0.0.1:$S3P"
 AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
-    "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    "${SERVER_CPU[@]}" "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -admin.ui=false -webdav=false \
     -s3.port="$S3P" -s3.port.grpc=$((S3P + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
     -master.port="$MP" -master.port.grpc=$((MP + 10000)) \
@@ -132,7 +144,7 @@ wait_http "http://127.0.0.1:$S3P/" "SeaweedFS"
 # --- s3cached -------------------------------------------------------------------
 CP="$(free_port_pair)"; CAP="$(free_port_pair)"
 log "starting s3cached on 127.0.0.1:$CP"
-"$BIN" --log-level warn serve --listen "127.0.0.1:$CP" --admin-listen "127.0.0.1:$CAP" \
+"${SERVER_CPU[@]}" "$BIN" --log-level warn serve --listen "127.0.0.1:$CP" --admin-listen "127.0.0.1:$CAP" \
     --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
     --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
     --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
@@ -176,7 +188,7 @@ http {
 }
 EOF
 log "starting nginx on 127.0.0.1:$NP"
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
+"${SERVER_CPU[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$NP/" "nginx"
 
@@ -225,7 +237,7 @@ for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
 done
 
 run_wrk() { # port, paths file, duration -> wrk output
-    PATHS_FILE="$WORK/$2.paths" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$WORK/paths.lua" \
+    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$WORK/paths.lua" \
         "http://127.0.0.1:$1" 2>&1
 }
 
@@ -270,6 +282,7 @@ median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (N
 echo
 echo "Peer comparison: $OBJECTS objects of $SIZE bytes, wrk -t$THREADS -c$CONNS -d$DURATION, medians of $RUNS rounds"
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+if [ "$PIN" = 1 ]; then echo "pinned: servers on CPU 1 (one worker or runtime thread each), wrk on CPU 0"; fi
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), $("$BIN" --version)"
 echo
 n_rps="$(median "${RPS[nginx]}")"
