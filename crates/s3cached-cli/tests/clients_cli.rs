@@ -657,6 +657,14 @@ async fn aws_cli_second_get_object_is_served_from_cache() {
     }
     assert_eq!(h1, h0, "first get-object counted a hit: {report}");
     assert_eq!(statuses, ["miss", "hit-memory"], "{report}");
+    // The aws cli's signed GET (checksum mode on) is a plain hit: the hot path answers it.
+    assert_eq!(
+        proxy
+            .metric_value(r#"s3cached_hot_path_answers_total{operation="GetObject"}"#)
+            .await,
+        1.0,
+        "{report}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
