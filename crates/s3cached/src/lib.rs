@@ -1,9 +1,10 @@
 //! s3cached: a caching layer in front of Amazon S3.
 //!
-//! The library holds everything but the command line: the S3 front end ([`front`]), the read and
+//! The library holds everything but the command line: the S3 front end ([`front`]), the hot path
+//! that answers plain memory hits before it ([`hot_path`], with [`sigv4`]), the read and
 //! write paths ([`engine`]), the cache tiers ([`tier`]), the origin client ([`origin`]), metrics
 //! ([`metrics`]) and the HTTP server that ties them together ([`server`]). The `s3cached` binary
-//! builds a [`config::ServeConfig`] from flags and calls [`server::serve`].
+//! builds a [`config::ServeConfig`] from flags and runs a [`server::Server`].
 
 pub mod admin;
 pub mod conditional;

@@ -1,5 +1,5 @@
 //! The caching engine: the read path ([`read`]: lookup, single-flight fill, respond) and the
-//! write path ([`write`]: origin first, then cache update or invalidation), over one tier and
+//! write path ([`mod@write`]: origin first, then cache update or invalidation), over one tier and
 //! one origin.
 
 pub mod body;
