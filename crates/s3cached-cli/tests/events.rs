@@ -22,11 +22,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::moto::Moto;
@@ -122,31 +121,13 @@ async fn raw_get(p: &S3Cached, bucket: &str, key: &str) -> Got {
         .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).expect("presigning config"))
         .await
         .expect("presign GET");
-    let mut builder = http::Request::builder().method(presigned.method()).uri(presigned.uri());
-    for (name, value) in presigned.headers() {
-        builder = builder.header(name, value);
-    }
-    let request = builder.body(Empty::<Bytes>::new()).expect("request");
-    let client = Client::builder(TokioExecutor::new()).build_http();
     let exchange = async {
-        let resp = client.request(request).await.expect("GET through s3cached");
-        let status = resp.status().as_u16();
-        let headers: BTreeMap<String, String> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = resp.into_body().collect().await.expect("GET body").to_bytes();
+        let raw = support::send_presigned(&presigned).await;
         Got {
-            status,
-            cache: headers.get("x-s3cached").cloned().unwrap_or_default(),
-            headers,
-            body,
+            status: raw.status,
+            cache: raw.headers.get("x-s3cached").cloned().unwrap_or_default(),
+            headers: raw.headers,
+            body: raw.body,
         }
     };
     tokio::time::timeout(Duration::from_secs(30), exchange)
@@ -284,14 +265,7 @@ fn removed(bucket: &str, key: &str, sequencer: &str) -> String {
 
 /// Puts straight into an origin; returns the ETag without quotes.
 async fn put_direct(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> String {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("direct PUT {bucket}/{key}: {}", support::error_chain(&e)));
+    let out = support::put_bytes(s3, bucket, key, body).await;
     out.e_tag().unwrap_or_default().trim_matches('"').to_owned()
 }
 
@@ -1090,14 +1064,13 @@ async fn negative_entries_are_cached_and_cleared_by_writes_and_events() {
     assert_eq!(metric(&p, FILLS_NEGATIVE).await, 1.0);
 
     // A PUT through s3cached clears it.
-    p.client(CLIENT_KEY, CLIENT_SECRET)
-        .put_object()
-        .bucket(&bucket)
-        .key("missing.txt")
-        .body(ByteStream::from_static(b"now here"))
-        .send()
-        .await
-        .expect("PUT through s3cached");
+    support::put_bytes(
+        &p.client(CLIENT_KEY, CLIENT_SECRET),
+        &bucket,
+        "missing.txt",
+        b"now here",
+    )
+    .await;
     let got = raw_get(&p, &bucket, "missing.txt").await;
     assert_eq!(
         (got.status, got.body.as_ref()),

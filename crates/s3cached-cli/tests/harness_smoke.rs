@@ -215,24 +215,9 @@ async fn s3cached_starts_in_front_of_seaweedfs() {
     );
 
     let client = proxy.client("smoke-client", "smoke-client-secret");
-    client
-        .put_object()
-        .bucket(&bucket)
-        .key("through")
-        .body(ByteStream::from_static(b"via s3cached"))
-        .send()
-        .await
-        .expect("PutObject through s3cached");
+    support::put_bytes(&client, &bucket, "through", b"via s3cached").await;
     for _ in 0..2 {
-        let got = client
-            .get_object()
-            .bucket(&bucket)
-            .key("through")
-            .send()
-            .await
-            .expect("GetObject through s3cached");
-        let bytes = got.body.collect().await.expect("read body").into_bytes();
-        assert_eq!(bytes.as_ref(), b"via s3cached");
+        assert_eq!(support::get_bytes(&client, &bucket, "through").await, b"via s3cached");
     }
     // The object reached the origin.
     let direct = seaweed

@@ -14,17 +14,6 @@ fn client_args() -> [&'static str; 4] {
     ["--access-key", CLIENT_KEY, "--secret-key", CLIENT_SECRET]
 }
 
-async fn body_of(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    out.body.collect().await.expect("body").to_vec()
-}
-
 /// The suite: everything a client does most, through s3cached, against whatever origin `p`
 /// fronts. Creates its own bucket through s3cached.
 async fn run_suite(p: &S3Cached, bucket: &str) {
@@ -99,7 +88,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(body_of(&c, bucket, "dir/a.txt").await, b"alpha-2");
+    assert_eq!(support::get_bytes(&c, bucket, "dir/a.txt").await, b"alpha-2");
     c.put_object()
         .bucket(bucket)
         .key("dir/b.txt")
@@ -107,7 +96,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .unwrap();
-    let _ = body_of(&c, bucket, "dir/b.txt").await;
+    let _ = support::get_bytes(&c, bucket, "dir/b.txt").await;
     c.copy_object()
         .bucket(bucket)
         .key("dir/b.txt")
@@ -115,7 +104,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .expect("copy");
-    assert_eq!(body_of(&c, bucket, "dir/b.txt").await, b"alpha-2");
+    assert_eq!(support::get_bytes(&c, bucket, "dir/b.txt").await, b"alpha-2");
     let listed = c
         .list_objects_v2()
         .bucket(bucket)

@@ -9,12 +9,10 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use support::relay::{Relay, Slowdown};
-use support::{S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs};
+use support::{
+    RawResponse, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, get_bytes, put_bytes, send_presigned,
+};
 
 const CLIENT_KEY: &str = "client-key";
 const CLIENT_SECRET: &str = "client-secret";
@@ -46,17 +44,6 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    out.body.collect().await.expect("body").to_vec()
-}
-
 /// Compares bodies without dumping megabytes into the failure message.
 #[track_caller]
 fn assert_bytes(got: &[u8], want: &[u8], what: &str) {
@@ -81,37 +68,6 @@ async fn metric(p: &S3Cached, query: &str) -> f64 {
 const ORIGIN_GETS: &str = r#"s3cached_origin_requests_total{operation="GetObject"}"#;
 const HITS: &str = r#"s3cached_cache_hits_total{tier="memory"}"#;
 
-/// One raw HTTP exchange.
-struct Raw {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Bytes,
-}
-
-/// Sends a presigned request (method, URL and signed headers) without any other header.
-async fn send_presigned(req: &aws_sdk_s3::presigning::PresignedRequest) -> Raw {
-    let mut builder = http::Request::builder().method(req.method()).uri(req.uri());
-    for (name, value) in req.headers() {
-        builder = builder.header(name, value);
-    }
-    let request = builder.body(Empty::<Bytes>::new()).expect("request");
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(request).await.expect("raw request");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp.into_body().collect().await.expect("raw body").to_bytes();
-    Raw { status, headers, body }
-}
-
 /// Headers that legitimately differ per response or per server process.
 const PER_RESPONSE: &[&str] = &[
     "date",
@@ -128,7 +84,7 @@ fn vendor_specific(name: &str) -> bool {
     name.starts_with("seaweed-") || name == "vary"
 }
 
-fn comparable(raw: &Raw) -> BTreeMap<String, String> {
+fn comparable(raw: &RawResponse) -> BTreeMap<String, String> {
     raw.headers
         .iter()
         .filter(|(k, _)| !PER_RESPONSE.contains(&k.as_str()) && k.as_str() != "x-s3cached" && !vendor_specific(k))
@@ -150,7 +106,7 @@ async fn same_get(
     bucket: &str,
     key: &str,
     customize: GetCustomizer,
-) -> (Raw, Raw) {
+) -> (RawResponse, RawResponse) {
     let o = customize(direct.get_object().bucket(bucket).key(key))
         .presigned(presign_cfg())
         .await
@@ -162,7 +118,7 @@ async fn same_get(
     (send_presigned(&o).await, send_presigned(&p).await)
 }
 
-fn assert_same(what: &str, origin: &Raw, proxy: &Raw) {
+fn assert_same(what: &str, origin: &RawResponse, proxy: &RawResponse) {
     assert_eq!(origin.status, proxy.status, "{what}: status differs");
     assert_eq!(origin.body, proxy.body, "{what}: body differs");
     assert_eq!(comparable(origin), comparable(proxy), "{what}: headers differ");
@@ -405,13 +361,7 @@ async fn put_get_head_delete_through_the_cache() {
     assert_eq!(head.content_type(), Some("image/png"));
     // Overwrite: the next GET sees the new bytes at once.
     let body2 = pattern(5_000, 9);
-    c.put_object()
-        .bucket(&bucket)
-        .key("obj")
-        .body(ByteStream::from(body2.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&c, &bucket, "obj", body2.clone()).await;
     assert_bytes(&get_bytes(&c, &bucket, "obj").await, &body2, "body");
     c.delete_object().bucket(&bucket).key("obj").send().await.unwrap();
     let err = c
@@ -430,13 +380,7 @@ async fn delete_objects_and_copy_invalidate_what_they_touch() {
     let bucket = origin().new_bucket("invalidate").await;
     let c = client(&p);
     for (k, seed) in [("a", 1u8), ("b", 2), ("src", 3)] {
-        c.put_object()
-            .bucket(&bucket)
-            .key(k)
-            .body(ByteStream::from(pattern(100, seed)))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&c, &bucket, k, pattern(100, seed)).await;
         let _ = get_bytes(&c, &bucket, k).await;
     }
     let delete = Delete::builder()
@@ -661,13 +605,7 @@ async fn a_slow_fill_of_the_old_object_never_overwrites_a_newer_put() {
         let (c2, b2, k2) = (c.clone(), bucket.clone(), key.clone());
         let slow_get = tokio::spawn(async move { get_bytes(&c2, &b2, &k2).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        c.put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(ByteStream::from(new.clone()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&c, &bucket, &key, new.clone()).await;
         assert_bytes(
             &get_bytes(&c, &bucket, &key).await,
             &new,
@@ -705,13 +643,7 @@ async fn awkward_keys_round_trip() {
     ];
     for (i, key) in keys.iter().enumerate() {
         let body = pattern(500 + i, u8::try_from(i).unwrap());
-        c.put_object()
-            .bucket(&bucket)
-            .key(*key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&c, &bucket, key, body.clone()).await;
         assert_bytes(
             &get_bytes(&c, &bucket, key).await,
             &body,
@@ -746,22 +678,8 @@ async fn versioned_reads_are_keyed_by_version() {
         .send()
         .await
         .unwrap();
-    let v1 = c
-        .put_object()
-        .bucket(&bucket)
-        .key("doc")
-        .body(ByteStream::from_static(b"first"))
-        .send()
-        .await
-        .unwrap();
-    let v2 = c
-        .put_object()
-        .bucket(&bucket)
-        .key("doc")
-        .body(ByteStream::from_static(b"second"))
-        .send()
-        .await
-        .unwrap();
+    let v1 = put_bytes(&c, &bucket, "doc", b"first").await;
+    let v2 = put_bytes(&c, &bucket, "doc", b"second").await;
     let (v1, v2) = (
         v1.version_id().expect("version 1").to_owned(),
         v2.version_id().expect("version 2").to_owned(),

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
-use support::S3Cached;
 use support::redis::{RedisCluster, RedisServer};
+use support::{S3Cached, put_bytes};
 
 const KEY: &str = "fleet-key";
 const SECRET: &str = "fleet-secret";
@@ -75,13 +74,7 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let bucket = support::shared().new_bucket("fleet").await;
     let (ca, cb) = (a.client(KEY, SECRET), b.client(KEY, SECRET));
-    ca.put_object()
-        .bucket(&bucket)
-        .key("doc")
-        .body(ByteStream::from_static(b"v-initial"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&ca, &bucket, "doc", b"v-initial").await;
 
     // Readers keep B's memory tier hot with whatever is current.
     let stop = Arc::new(AtomicBool::new(false));
@@ -99,13 +92,7 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     }
     for i in 0..writes {
         let value = format!("v-{i:04}-{}", "x".repeat(i % 50));
-        ca.put_object()
-            .bucket(&bucket)
-            .key("doc")
-            .body(ByteStream::from(value.clone().into_bytes()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&ca, &bucket, "doc", value.clone().into_bytes()).await;
         let seen = get(&cb, &bucket, "doc").await.expect("read after write");
         assert_eq!(
             String::from_utf8_lossy(&seen),
@@ -135,13 +122,7 @@ async fn python_reads_the_object_at_bucket_colon_key() {
     let bucket = support::shared().new_bucket("pyread").await;
     let c = p.client(KEY, SECRET);
     let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-    c.put_object()
-        .bucket(&bucket)
-        .key("catalog/channels.json")
-        .body(ByteStream::from(body.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&c, &bucket, "catalog/channels.json", body.clone()).await;
     let script = r#"
 import os, sys, redis
 r = redis.Redis(host="127.0.0.1", port=int(os.environ["PORT"]))
@@ -178,13 +159,7 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
     let bucket = support::shared().new_bucket("killredis").await;
     let c = p.client(KEY, SECRET);
     for i in 0..5 {
-        c.put_object()
-            .bucket(&bucket)
-            .key(format!("k{i}"))
-            .body(ByteStream::from(vec![b'a' + i as u8; 2048]))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&c, &bucket, &format!("k{i}"), vec![b'a' + i as u8; 2048]).await;
     }
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -257,13 +232,7 @@ async fn a_cluster_failover_fails_no_request() {
     let bucket = support::shared().new_bucket("failover").await;
     let c = p.client(KEY, SECRET);
     for i in 0..20 {
-        c.put_object()
-            .bucket(&bucket)
-            .key(format!("k{i}"))
-            .body(ByteStream::from(format!("value-{i}").into_bytes()))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&c, &bucket, &format!("k{i}"), format!("value-{i}").into_bytes()).await;
     }
     let failures = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -325,13 +294,7 @@ async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
         writers.push(tokio::spawn(async move {
             for i in 0..40 {
                 let body = format!("{name}-{i}").into_bytes();
-                c.put_object()
-                    .bucket(&bucket)
-                    .key("same")
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .unwrap();
+                put_bytes(&c, &bucket, "same", body).await;
             }
         }));
     }

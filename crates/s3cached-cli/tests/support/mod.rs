@@ -24,7 +24,7 @@ pub mod moto;
 pub mod redis;
 pub mod relay;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -345,6 +345,34 @@ pub fn s3_client_with_attempts(
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// PUTs `body` at `bucket`/`key` through `c`; panics with the error chain when it fails.
+pub async fn put_bytes(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: impl Into<Vec<u8>>,
+) -> aws_sdk_s3::operation::put_object::PutObjectOutput {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.into()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT s3://{bucket}/{key}: {}", error_chain(&e)))
+}
+
+/// The whole body of `bucket`/`key`, read through `c`; panics when the GET fails.
+pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+    out.body.collect().await.expect("body").to_vec()
+}
+
 // ---------------------------------------------------------------------------------------------
 // SeaweedFS
 // ---------------------------------------------------------------------------------------------
@@ -605,14 +633,7 @@ impl SeaweedFs {
 
     /// Puts an object straight into SeaweedFS (bypassing s3cached).
     pub async fn put_object(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
-        self.client()
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body.into()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("put s3://{bucket}/{key} on SeaweedFS: {}", error_chain(&e)));
+        put_bytes(&self.client(), bucket, key, body).await;
     }
 
     /// Everything `weed` logged so far.
@@ -734,6 +755,43 @@ pub fn shared() -> &'static SeaweedFs {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
+
+/// One raw HTTP exchange: status, headers (lower-case names; values as text) and body.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: hyper::body::Bytes,
+}
+
+/// Sends a presigned request (method, URL and signed headers) without any other header, so
+/// every response header (`x-s3cached` among them) is visible.
+pub async fn send_presigned(req: &aws_sdk_s3::presigning::PresignedRequest) -> RawResponse {
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let mut builder = http::Request::builder().method(req.method()).uri(req.uri());
+    for (name, value) in req.headers() {
+        builder = builder.header(name, value);
+    }
+    let request = builder.body(Empty::<Bytes>::new()).expect("request");
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client.request(request).await.expect("raw request");
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = resp.into_body().collect().await.expect("raw body").to_bytes();
+    RawResponse { status, headers, body }
+}
 
 /// A plain HTTP/1.1 GET; returns the status code and the body as text.
 pub async fn http_get(url: &str) -> Result<(u16, String), String> {
