@@ -42,6 +42,20 @@ fn s3cached(args: &[&str], dir: &Path) -> Output {
     }
 }
 
+/// Runs a tiny bench that must succeed within 20 s; its stdout.
+fn tiny_run(args: &[&str], dir: &Path) -> String {
+    let started = Instant::now();
+    let out = s3cached(args, dir);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    stdout
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -112,8 +126,7 @@ fn classic_run_prints_the_table_and_writes_json_and_svg() {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("r.json");
     let svg = dir.path().join("r.svg");
-    let started = Instant::now();
-    let out = s3cached(
+    let stdout = tiny_run(
         &[
             "bench",
             "--objects",
@@ -124,13 +137,6 @@ fn classic_run_prints_the_table_and_writes_json_and_svg() {
             svg.to_str().expect("utf-8 path"),
         ],
         dir.path(),
-    );
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
     );
     for needle in ["series (ms)", "origin", "memory hit", "memory miss", "improvement"] {
         assert!(stdout.contains(needle), "table lacks {needle:?}:\n{stdout}");
@@ -169,8 +175,7 @@ fn load_run_sweeps_one_step_against_origin_and_cache() {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("load.json");
     let svg = dir.path().join("load.svg");
-    let started = Instant::now();
-    let out = s3cached(
+    let stdout = tiny_run(
         &[
             "bench",
             "--mode",
@@ -195,13 +200,6 @@ fn load_run_sweeps_one_step_against_origin_and_cache() {
             svg.to_str().expect("utf-8 path"),
         ],
         dir.path(),
-    );
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
     );
     for needle in ["req/s", "MiB/s", "origin GETs saved"] {
         assert!(stdout.contains(needle), "table lacks {needle:?}:\n{stdout}");

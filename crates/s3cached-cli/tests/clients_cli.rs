@@ -232,6 +232,11 @@ impl<'a> AwsCli<'a> {
         run(self.command(args), COMMAND_TIMEOUT)
     }
 
+    /// `aws s3 cp FROM TO` (a local path or an `s3://` URL on either side); must succeed.
+    fn cp(&self, from: impl AsRef<OsStr>, to: impl AsRef<OsStr>) -> Output {
+        self.ok([OsStr::new("s3"), OsStr::new("cp"), from.as_ref(), to.as_ref()])
+    }
+
     fn ok<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
@@ -348,12 +353,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     let big = random_bytes(size);
     let up = work.join("big.bin");
     fs::write(&up, &big).expect("write big.bin");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        up.as_os_str(),
-        OsStr::new(&format!("{s3_bucket}/big.bin")),
-    ]);
+    aws.cp(&up, format!("{s3_bucket}/big.bin"));
 
     // The origin is the source of truth: the object is there, whole, as a multipart object.
     let origin_head = seaweed
@@ -411,12 +411,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     // Down again, twice (the second time nothing may come from a half-filled cache).
     for round in 0..2 {
         let down = work.join(format!("big-down-{round}.bin"));
-        aws.ok([
-            OsStr::new("s3"),
-            OsStr::new("cp"),
-            OsStr::new(&format!("{s3_bucket}/big.bin")),
-            down.as_os_str(),
-        ]);
+        aws.cp(format!("{s3_bucket}/big.bin"), &down);
         let got = fs::read(&down).expect("read downloaded big.bin");
         assert_eq!(got.len(), size, "downloaded size (round {round})");
         assert!(got == big, "downloaded big.bin differs (round {round})");
@@ -429,19 +424,9 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     // against SeaweedFS directly, so it is no fault of s3cached.
     let empty = work.join("empty.txt");
     fs::write(&empty, b"").expect("write empty.txt");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        empty.as_os_str(),
-        OsStr::new(&format!("{s3_bucket}/empty.txt")),
-    ]);
+    aws.cp(&empty, format!("{s3_bucket}/empty.txt"));
     let empty_down = work.join("empty-down.txt");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        OsStr::new(&format!("{s3_bucket}/empty.txt")),
-        empty_down.as_os_str(),
-    ]);
+    aws.cp(format!("{s3_bucket}/empty.txt"), &empty_down);
     assert_eq!(fs::read(&empty_down).expect("read empty-down.txt"), b"");
 
     // `aws s3 ls` lists the bucket and the objects.
@@ -527,12 +512,7 @@ async fn aws_cli_bucket_multipart_copy_sync_and_remove() {
     // And the content of an awkward name round-trips through s3cached.
     let probe = "sub dir/ñandú.txt";
     let probe_down = work.join("probe-down");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        OsStr::new(&format!("{s3_bucket}/synced/{probe}")),
-        probe_down.as_os_str(),
-    ]);
+    aws.cp(format!("{s3_bucket}/synced/{probe}"), &probe_down);
     assert_eq!(
         fs::read(&probe_down).expect("read probe"),
         fs::read(tree.join(probe)).expect("read probe source")
@@ -1091,12 +1071,7 @@ fn development_mode_serves_a_local_directory() {
     let body = random_bytes(100_000);
     let up = cwd.join("upload.bin");
     fs::write(&up, &body).expect("write upload.bin");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        up.as_os_str(),
-        OsStr::new(&format!("{s3_bucket}/docs/upload file.bin")),
-    ]);
+    aws.cp(&up, format!("{s3_bucket}/docs/upload file.bin"));
     let listing = aws.ok(["s3", "ls", "--recursive", &format!("{s3_bucket}/")]);
     assert_eq!(
         ls_recursive_entries(&listing.stdout),
@@ -1105,12 +1080,7 @@ fn development_mode_serves_a_local_directory() {
         listing.describe()
     );
     let down = cwd.join("download.bin");
-    aws.ok([
-        OsStr::new("s3"),
-        OsStr::new("cp"),
-        OsStr::new(&format!("{s3_bucket}/docs/upload file.bin")),
-        down.as_os_str(),
-    ]);
+    aws.cp(format!("{s3_bucket}/docs/upload file.bin"), &down);
     assert!(
         fs::read(&down).expect("read download.bin") == body,
         "downloaded file differs from the uploaded one"
