@@ -215,15 +215,6 @@ for name, c in (("origin", origin), ("cache", cache)):
             f.write(url.split(f"127.0.0.1:{s3p if name == 'origin' else cp}", 1)[1] + "\n")
 EOF
 
-cat >"$WORK/paths.lua" <<'EOF'
-local paths = {}
-for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
-local i = math.random(#paths)
-request = function()
-    i = i % #paths + 1
-    return wrk.format("GET", paths[i])
-end
-EOF
 
 first_path() { head -n1 "$WORK/$1.paths"; }
 # Check that each target answers 200 with the whole object.
@@ -237,7 +228,7 @@ for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
 done
 
 run_wrk() { # port, paths file, duration -> wrk output
-    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$WORK/paths.lua" \
+    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$REPO/bench/paths.lua" \
         "http://127.0.0.1:$1" 2>&1
 }
 

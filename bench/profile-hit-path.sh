@@ -57,22 +57,13 @@ with open(f"{work}/paths", "w") as f:
         url = c.generate_presigned_url("get_object", Params={"Bucket": "profile", "Key": f"obj-{i:03}"}, ExpiresIn=3600)
         f.write(url.split(f"127.0.0.1:{port}", 1)[1] + "\n")
 EOF
-cat >"$WORK/paths.lua" <<'EOF'
-local paths = {}
-for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
-local i = math.random(#paths)
-request = function()
-    i = i % #paths + 1
-    return wrk.format("GET", paths[i])
-end
-EOF
 export PATHS_FILE="$WORK/paths"
-wrk -t"$THREADS" -c"$CONNS" -d3s -s "$WORK/paths.lua" "http://127.0.0.1:$P" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d3s -s "$REPO/bench/paths.lua" "http://127.0.0.1:$P" >/dev/null
 log "profiling pid $pid for ${DURATION}s under wrk -c$CONNS"
 perf record -F "$FREQ" --call-graph "${CALLGRAPH:-fp}" -o "$WORK/perf.data" -p "$pid" -- sleep "$DURATION" 2>"$WORK/perf.err" &
 perf_pid=$!
 cpu0="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$P" | tee "$WORK/wrk.txt"
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$REPO/bench/paths.lua" "http://127.0.0.1:$P" | tee "$WORK/wrk.txt"
 cpu1="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
 requests="$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")"
 awk -v a="$cpu0" -v b="$cpu1" -v n="$requests" -v t="$(getconf CLK_TCK)" -v d="$DURATION" 'BEGIN {
