@@ -793,6 +793,37 @@ pub async fn send_presigned(req: &aws_sdk_s3::presigning::PresignedRequest) -> R
     RawResponse { status, headers, body }
 }
 
+/// Polls `GET url` (2 s per attempt, every 50 ms) until it answers 200. Panics with the log's
+/// tail when `child` (the process `what` names) exits first or `timeout` passes.
+pub fn wait_for_http_200(what: &str, url: &str, mut child: Option<&mut Child>, log: &Path, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(child) = child.as_deref_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "{what} exited during startup ({status}) before {url} answered\n{}",
+                log_tail(log)
+            );
+        }
+        let attempt = block_on_thread(async { tokio::time::timeout(Duration::from_secs(2), http_get(url)).await });
+        let last = match attempt {
+            Ok(Ok((200, _))) => return,
+            Ok(Ok((status, body))) => format!("HTTP {status}: {body}"),
+            Ok(Err(e)) => e,
+            Err(_) => "timed out after 2 s".to_owned(),
+        };
+        if started.elapsed() >= timeout {
+            panic!(
+                "{what} not ready after {:?}: GET {url} -> {last}\n{}",
+                started.elapsed(),
+                log_tail(log)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A plain HTTP/1.1 GET; returns the status code and the body as text.
 pub async fn http_get(url: &str) -> Result<(u16, String), String> {
     use http_body_util::{BodyExt as _, Empty};
@@ -1075,34 +1106,8 @@ impl S3Cached {
     }
 
     fn wait_healthy(&mut self, timeout: Duration) {
-        let started = Instant::now();
-        let deadline = started + timeout;
         let url = format!("{}/health", self.admin_endpoint());
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "s3cached exited during startup ({status}) before {url} answered\n{}",
-                    log_tail(&self.log_path)
-                );
-            }
-            let attempt = block_on_thread(async { tokio::time::timeout(Duration::from_secs(2), http_get(&url)).await });
-            let last = match attempt {
-                Ok(Ok((200, _))) => return,
-                Ok(Ok((status, body))) => format!("HTTP {status}: {body}"),
-                Ok(Err(e)) => e,
-                Err(_) => "timed out after 2 s".to_owned(),
-            };
-            if Instant::now() >= deadline {
-                panic!(
-                    "s3cached not healthy after {:?}: GET {url} -> {last}\n{}",
-                    started.elapsed(),
-                    log_tail(&self.log_path)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_http_200("s3cached", &url, self.child.as_mut(), &self.log_path, timeout);
     }
 
     /// `http://127.0.0.1:P`, the S3 endpoint.

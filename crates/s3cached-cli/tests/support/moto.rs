@@ -7,14 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 
 use super::{
-    REGION, block_on_thread, free_port, http_get, log_file, log_tail, make_temp_dir, s3_client, signal,
-    spawn_tied_to_process, timeout_from_env, wait_with_timeout,
+    REGION, free_port, log_file, log_tail, make_temp_dir, s3_client, signal, spawn_tied_to_process, timeout_from_env,
+    wait_for_http_200, wait_with_timeout,
 };
 
 /// Access key for moto (it accepts anything).
@@ -65,30 +64,8 @@ impl Moto {
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
-        let started = Instant::now();
         let url = format!("{}/moto-api/", self.endpoint());
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("moto exited during startup ({status})\n{}", log_tail(&self.log_path));
-            }
-            let attempt = block_on_thread(async { tokio::time::timeout(Duration::from_secs(2), http_get(&url)).await });
-            let last = match attempt {
-                Ok(Ok((200, _))) => return,
-                Ok(Ok((status, body))) => format!("HTTP {status}: {body}"),
-                Ok(Err(e)) => e,
-                Err(_) => "timed out after 2 s".to_owned(),
-            };
-            if started.elapsed() >= timeout {
-                panic!(
-                    "moto not ready after {:?}: GET {url} -> {last}\n{}",
-                    started.elapsed(),
-                    log_tail(&self.log_path)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_http_200("moto", &url, self.child.as_mut(), &self.log_path, timeout);
     }
 
     /// `http://127.0.0.1:PORT`: the S3 and the SQS endpoint.
