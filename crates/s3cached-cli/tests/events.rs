@@ -31,7 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use support::moto::Moto;
 use support::redis::RedisServer;
 use support::relay::{Relay, Slowdown};
-use support::{REGION, S3Cached, SEAWEED_ACCESS_KEY, seaweed_origin_args};
+use support::{S3Cached, seaweed_origin_args};
 
 const CLIENT_KEY: &str = "events-client";
 const CLIENT_SECRET: &str = "events-client-secret";
@@ -1094,23 +1094,13 @@ async fn negative_entries_are_cached_and_cleared_by_writes_and_events() {
     );
 
     // Auth errors are never cached: every GET asks the origin.
-    let denied = start_proxy(
-        [
-            "--origin-endpoint",
-            &origin.endpoint(),
-            "--origin-path-style",
-            "--origin-region",
-            REGION,
-            "--origin-access-key",
-            SEAWEED_ACCESS_KEY,
-            "--origin-secret-key",
-            "not-the-secret",
-        ]
+    let mut wrong_secret = seaweed_origin_args(&origin.endpoint());
+    let flag = wrong_secret
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect(),
-        &["--negative-ttl", "30s"],
-    );
+        .position(|a| a == "--origin-secret-key")
+        .expect("the origin args name a secret key");
+    "not-the-secret".clone_into(&mut wrong_secret[flag + 1]);
+    let denied = start_proxy(wrong_secret, &["--negative-ttl", "30s"]);
     for _ in 0..2 {
         let got = raw_get(&denied, &bucket, "missing.txt").await;
         assert_eq!(got.status, 403, "{}", got.text());

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::redis::{RedisCluster, RedisServer};
-use support::{S3Cached, put_bytes};
+use support::{S3Cached, put_bytes, try_get_bytes as get};
 
 const KEY: &str = "fleet-key";
 const SECRET: &str = "fleet-secret";
@@ -36,17 +36,6 @@ async fn wait_healthy(p: &S3Cached) {
         assert!(Instant::now() < deadline, "never healthy: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(out.body.collect().await.map_err(|e| e.to_string())?.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread")]

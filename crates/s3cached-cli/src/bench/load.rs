@@ -105,6 +105,8 @@ pub struct LoadResult {
     pub steps: Vec<LoadStep>,
 }
 
+/// What one connection (or, summed, the whole step) measured.
+#[derive(Default)]
 struct Raw {
     requests: u64,
     errors: u64,
@@ -283,15 +285,7 @@ async fn step(
             let mut conn = Conn::new(urls.endpoint.clone());
             // Connect before the clock starts; a failure shows up as errors below.
             let _ = conn.open().await;
-            let mut raw = Raw {
-                requests: 0,
-                errors: 0,
-                bytes: 0,
-                header_hits: 0,
-                header_misses: 0,
-                samples: Vec::new(),
-                elapsed: Duration::ZERO,
-            };
+            let mut raw = Raw::default();
             barrier.wait().await;
             let deadline = Instant::now() + duration;
             while Instant::now() < deadline && raw.requests < MAX_REQUESTS_PER_WORKER {
@@ -323,15 +317,7 @@ async fn step(
     }
     barrier.wait().await;
     let started = Instant::now();
-    let mut total = Raw {
-        requests: 0,
-        errors: 0,
-        bytes: 0,
-        header_hits: 0,
-        header_misses: 0,
-        samples: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut total = Raw::default();
     for t in tasks {
         if let Ok(r) = t.await {
             total.requests += r.requests;

@@ -363,14 +363,21 @@ pub async fn put_bytes(
 
 /// The whole body of `bucket`/`key`, read through `c`; panics when the GET fails.
 pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    try_get_bytes(c, bucket, key)
+        .await
+        .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+}
+
+/// The whole body of `bucket`/`key`, read through `c`, or what went wrong.
+pub async fn try_get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
     let out = c
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
-    out.body.collect().await.expect("body").to_vec()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(out.body.collect().await.map_err(|e| e.to_string())?.to_vec())
 }
 
 // ---------------------------------------------------------------------------------------------
