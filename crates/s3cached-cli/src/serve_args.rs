@@ -7,18 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use s3cached::config::EventsConfig;
 use s3cached::config::{
-    CachePolicy, ClientAuth, Credentials, EvictionPolicy, Freshness, MemoryConfig, OriginConfig, ServeConfig,
-    TierConfig, TtlRule,
+    ApplyConfig, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials, EventsConfig, EvictionPolicy,
+    Freshness, HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig,
+    TtlRule,
 };
-use s3cached::events::apply::{ApplyConfig, HydrationRule};
-use s3cached::events::sqs::SqsConfig;
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
-use s3cached::tier::breaker::BreakerConfig;
-use s3cached::tier::bus::BusConfig;
-use s3cached::tier::redis::{RedisConfig, RedisTarget};
 use tracing::{info, warn};
 
 /// Access key used in development mode when no client credentials are configured.

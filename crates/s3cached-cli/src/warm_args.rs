@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 
 use anyhow::bail;
 use clap::Args;
+use s3cached::config::HydrationRule;
 use s3cached::config::TierConfig;
-use s3cached::events::apply::HydrationRule;
 use s3cached::server::build_engine;
 use s3cached::size::ByteSize;
 

@@ -6,9 +6,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use s3cached::config::{BreakerConfig, RedisConfig, RedisTarget};
 use s3cached::metrics::Metrics;
-use s3cached::tier::breaker::BreakerConfig;
-use s3cached::tier::redis::{RedisConfig, RedisTarget, RedisTier};
+use s3cached::tier::redis::RedisTier;
 use s3cached::tier::{CacheTier, conformance};
 use support::redis::{Flavor, RedisCluster, RedisServer};
 
@@ -122,10 +122,12 @@ async fn a_dead_redis_fails_fast_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_over_redis() {
-    use s3cached::engine::guard::WriteGuard;
-    use s3cached::tier::bus::{Bus, BusConfig};
+    use s3cached::config::BusConfig;
+    use s3cached::engine::freshness::FreshnessRules;
+    use s3cached::tier::bus::Bus;
     use s3cached::tier::memory::MemoryTier;
     use s3cached::tier::tiered::Tiered;
+    use s3cached::write_guard::WriteGuard;
 
     let server = RedisServer::start();
     let metrics = Arc::new(Metrics::new());
@@ -148,7 +150,14 @@ async fn memory_over_redis() {
         ttl: None,
         ..Default::default()
     };
-    let tier = Tiered::new(l1, l2, Arc::clone(&bus), guard, metrics, policy);
+    let tier = Tiered::new(
+        l1,
+        l2,
+        Arc::clone(&bus) as _,
+        guard,
+        metrics,
+        Arc::new(FreshnessRules::new(policy)),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !bus.is_coherent() {
         assert!(std::time::Instant::now() < deadline, "bus never connected");

@@ -1,5 +1,6 @@
-//! Plain configuration structs for the library. The binary fills them from flags and
-//! environment variables; nothing here depends on a command-line parser.
+//! Plain configuration data for the library: what to serve, which tiers, which origin, the
+//! caching and freshness rules. The binary fills it from flags, environment variables and a
+//! config file; nothing here depends on a command-line parser or on any layer above it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,15 +95,6 @@ impl Default for Freshness {
     }
 }
 
-/// How an entry stands against its key's TTL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Age {
-    /// Within its TTL.
-    Fresh,
-    /// Past its TTL by this much.
-    Stale(Duration),
-}
-
 /// A lifetime for the objects under one bucket prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlRule {
@@ -159,45 +151,6 @@ fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 impl CachePolicy {
-    /// The lifetime of an entry for `key`: the longest matching rule's, else the default.
-    #[must_use]
-    pub fn ttl_for(&self, key: &crate::key::CacheKey) -> Option<Duration> {
-        self.ttl_rules
-            .iter()
-            .filter(|r| r.bucket == key.bucket() && key.key().starts_with(&r.prefix))
-            .max_by_key(|r| r.prefix.len())
-            .map_or(self.ttl, |r| r.ttl)
-    }
-
-    /// How long a tier keeps an entry for `key`: its TTL, plus the window in which an expired
-    /// entry is still useful (revalidation, stale serving). Negative entries: the negative TTL.
-    #[must_use]
-    pub fn retention_for(&self, key: &crate::key::CacheKey, missing: bool) -> Option<Duration> {
-        if missing {
-            return self.freshness.negative_ttl;
-        }
-        let f = &self.freshness;
-        self.ttl_for(key).map(|ttl| {
-            let revalidate = if f.revalidate { ttl } else { Duration::ZERO };
-            ttl + revalidate.max(f.stale_while_revalidate).max(f.stale_if_error)
-        })
-    }
-
-    /// How `entry` (for `key`) stands against its TTL now.
-    #[must_use]
-    pub fn age(&self, key: &crate::key::CacheKey, entry: &crate::entry::Entry) -> Age {
-        let ttl = if entry.missing {
-            self.freshness.negative_ttl
-        } else {
-            self.ttl_for(key)
-        };
-        let Some(ttl) = ttl else { return Age::Fresh };
-        let age = std::time::SystemTime::now()
-            .duration_since(entry.validated_at)
-            .unwrap_or_default();
-        if age < ttl { Age::Fresh } else { Age::Stale(age - ttl) }
-    }
-
     /// True when some entries are stored without a TTL.
     #[must_use]
     pub fn pins_anything(&self) -> bool {
@@ -228,11 +181,11 @@ pub struct EventsConfig {
     /// Enables `POST /events` on the admin listener for requests bearing this token.
     pub webhook_token: Option<String>,
     /// Polls this queue.
-    pub sqs: Option<crate::events::sqs::SqsConfig>,
+    pub sqs: Option<SqsConfig>,
     /// What created objects are hydrated.
-    pub apply: crate::events::apply::ApplyConfig,
+    pub apply: ApplyConfig,
     /// Prefixes loaded at start-up.
-    pub warm: Vec<crate::events::apply::HydrationRule>,
+    pub warm: Vec<HydrationRule>,
     /// Objects loaded at once during warm-up.
     pub warm_concurrency: usize,
 }
@@ -243,9 +196,9 @@ pub enum TierConfig {
     /// In-process memory only (no other server needed).
     Memory,
     /// Redis/Valkey only, shared by every process that uses it.
-    Redis(crate::tier::redis::RedisConfig),
+    Redis(RedisConfig),
     /// Memory (L1) over Redis (L2), kept coherent across processes by the invalidation bus.
-    MemoryRedis(crate::tier::redis::RedisConfig, crate::tier::bus::BusConfig),
+    MemoryRedis(RedisConfig, BusConfig),
 }
 
 /// Memory tier settings.
@@ -303,10 +256,151 @@ pub struct ServeConfig {
     pub hot_path: bool,
 }
 
+/// Objects to load into the cache when they are created at the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HydrationRule {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix (empty: the whole bucket).
+    pub prefix: String,
+}
+
+/// A hydration rule that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid hydration rule {0:?}: expected BUCKET or BUCKET/PREFIX")]
+pub struct RuleError(pub String);
+
+impl std::str::FromStr for HydrationRule {
+    type Err = RuleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.strip_prefix("s3://").unwrap_or(s);
+        let (bucket, prefix) = s.split_once('/').unwrap_or((s, ""));
+        crate::key::validate_bucket(bucket).map_err(|_| RuleError(s.to_owned()))?;
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// What the applier does with created objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyConfig {
+    /// Which created objects are loaded into the cache (the others are invalidated).
+    pub hydrate: Vec<HydrationRule>,
+    /// Largest object hydrated.
+    pub hydrate_max_size: u64,
+}
+
+/// Where and how to poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsConfig {
+    /// Queue URL.
+    pub queue_url: String,
+    /// SQS endpoint (for SQS-compatible servers); `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Credentials; `None` uses the AWS default chain.
+    pub credentials: Option<Credentials>,
+    /// Long-poll wait per receive (at most 20 s).
+    pub wait: Duration,
+    /// Receives after which a failing message is dropped as poison.
+    pub max_receives: u32,
+}
+
+/// Which Redis to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (or a primary with replicas behind one endpoint): `redis://` or `rediss://`
+    /// URL, with optional `user:password@`.
+    Standalone {
+        /// The URL.
+        url: String,
+    },
+    /// Cluster mode: seed nodes as URLs or `host:port`.
+    Cluster {
+        /// Seed nodes.
+        nodes: Vec<String>,
+        /// Send reads to replicas.
+        read_from_replicas: bool,
+    },
+}
+
+/// Redis tier settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Where.
+    pub target: RedisTarget,
+    /// Bound on every Redis call; past it, the request is answered from the origin.
+    pub timeout: Duration,
+    /// Largest object stored in Redis.
+    pub inline_limit: u64,
+    /// Circuit breaker.
+    pub breaker: BreakerConfig,
+}
+
+impl RedisTarget {
+    /// The seed URLs, normalised to `redis://` URLs.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        let norm = |s: &String| {
+            if s.contains("://") {
+                s.clone()
+            } else {
+                format!("redis://{s}")
+            }
+        };
+        match self {
+            Self::Standalone { url } => vec![norm(url)],
+            Self::Cluster { nodes, .. } => nodes.iter().map(norm).collect(),
+        }
+    }
+}
+
+/// Breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub threshold: u32,
+    /// First cool-down.
+    pub cooldown: Duration,
+    /// Longest cool-down.
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 3,
+            cooldown: Duration::from_millis(500),
+            max_cooldown: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Bus timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusConfig {
+    /// Interval between heartbeats.
+    pub heartbeat: Duration,
+    /// How long a write waits for peers' acknowledgements.
+    pub ack_timeout: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(500),
+            ack_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::CacheKey;
 
     #[test]
     fn ttl_rules_parse() {
@@ -325,24 +419,11 @@ mod tests {
     }
 
     #[test]
-    fn longest_prefix_wins() {
-        let policy = CachePolicy {
-            ttl: Some(Duration::from_secs(60)),
-            ttl_rules: vec![
-                "med/=10s".parse().unwrap(),
-                "med/a/=none".parse().unwrap(),
-                "med/a/b/=5s".parse().unwrap(),
-            ],
-            ..CachePolicy::default()
-        };
-        let ttl = |k: &str| policy.ttl_for(&CacheKey::new("med", k).unwrap());
-        assert_eq!(ttl("x"), Some(Duration::from_secs(10)));
-        assert_eq!(ttl("a/x"), None);
-        assert_eq!(ttl("a/b/x"), Some(Duration::from_secs(5)));
-        assert_eq!(
-            policy.ttl_for(&CacheKey::new("other", "a/x").unwrap()),
-            Some(Duration::from_secs(60))
-        );
-        assert!(policy.pins_anything() && policy.expires_anything());
+    fn hydration_rules_parse() {
+        let r: HydrationRule = "s3://media/thumbs/".parse().unwrap();
+        assert_eq!((r.bucket.as_str(), r.prefix.as_str()), ("media", "thumbs/"));
+        let r: HydrationRule = "media".parse().unwrap();
+        assert_eq!(r.prefix, "");
+        assert!("Media/x".parse::<HydrationRule>().is_err());
     }
 }

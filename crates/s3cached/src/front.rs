@@ -1,20 +1,29 @@
-//! The S3 front end: the `s3s::S3` implementation clients talk to. GET/HEAD and writes go
-//! through the engine; every other operation passes through to the origin unchanged. Every
+//! The S3 front end: the `s3s::S3` implementation clients talk to once s3s has authenticated,
+//! authorized ([`crate::auth`]) and parsed a request. GetObject and HeadObject go to the
+//! engine's read path, writes to its write path (origin first, then invalidation of the
+//! objects they name); every other operation passes through to the origin unchanged. Every
 //! operation is counted and timed here.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::engine::Engine;
-use crate::engine::write::Target;
+use crate::engine::store::Target;
 
 /// The `S3` service clients talk to.
 #[derive(Clone)]
 pub struct Front {
     engine: Arc<Engine>,
+}
+
+/// The object a write names (none when its names cannot be cached: nothing is cached for it).
+fn object(bucket: &str, key: &str, version: Option<&str>) -> Vec<Target> {
+    Target::new(bucket, key, version).into_iter().collect()
 }
 
 impl Front {
@@ -24,52 +33,214 @@ impl Front {
         Self { engine }
     }
 
-    fn record<T>(&self, operation: &'static str, result: &S3Result<T>, started: Instant) {
-        let label = match result {
+    /// Runs one operation, counting and timing it.
+    async fn timed<T>(&self, operation: &'static str, call: impl Future<Output = S3Result<T>>) -> S3Result<T> {
+        let started = Instant::now();
+        let result = call.await;
+        let label = match &result {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
         self.engine.metrics().request(operation, label, started.elapsed());
+        result
+    }
+
+    /// A write the cache does not capture: the origin runs it, then `targets` are invalidated.
+    async fn write<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        targets: Vec<Target>,
+        call: impl for<'a> FnOnce(&'a dyn S3) -> BoxFuture<'a, S3Result<S3Response<T>>> + Send + 'static,
+    ) -> S3Result<S3Response<T>> {
+        self.timed(operation, self.engine.write(operation, targets, call)).await
+    }
+
+    /// An operation the cache has no part in: straight to the origin.
+    async fn pass<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = S3Result<S3Response<T>>>,
+    ) -> S3Result<S3Response<T>> {
+        self.timed(operation, self.engine.origin().call(operation, call)).await
+    }
+
+    /// GetObject: the engine's read path.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        self.timed("GetObject", self.engine.get_object(req)).await
+    }
+
+    /// HeadObject: the engine's read path.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.timed("HeadObject", self.engine.head_object(req)).await
+    }
+
+    /// PutObject: the engine's write path (origin, then write-through).
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.timed("PutObject", self.engine.put_object(req)).await
+    }
+
+    /// CompleteMultipartUpload: the new object replaces what the cache held.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let targets = object(&req.input.bucket, &req.input.key, None);
+        self.write("CompleteMultipartUpload", targets, move |s3| {
+            s3.complete_multipart_upload(req)
+        })
+        .await
+    }
+
+    /// CopyObject: the destination changes.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let targets = object(&req.input.bucket, &req.input.key, None);
+        self.write("CopyObject", targets, move |s3| s3.copy_object(req)).await
+    }
+
+    /// DeleteObject.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("DeleteObject", targets, move |s3| s3.delete_object(req))
+            .await
+    }
+
+    /// DeleteObjects: every key it names.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let i = &req.input;
+        let targets = i
+            .delete
+            .objects
+            .iter()
+            .filter_map(|o| Target::new(&i.bucket, &o.key, o.version_id.as_deref()))
+            .collect();
+        self.write("DeleteObjects", targets, move |s3| s3.delete_objects(req))
+            .await
+    }
+
+    /// DeleteObjectTagging: GET reports the tag count.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("DeleteObjectTagging", targets, move |s3| s3.delete_object_tagging(req))
+            .await
+    }
+
+    /// PutObjectAcl.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("PutObjectAcl", targets, move |s3| s3.put_object_acl(req))
+            .await
+    }
+
+    /// PutObjectLegalHold: HEAD and GET report the legal hold.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("PutObjectLegalHold", targets, move |s3| s3.put_object_legal_hold(req))
+            .await
+    }
+
+    /// PutObjectRetention: HEAD and GET report the retention.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("PutObjectRetention", targets, move |s3| s3.put_object_retention(req))
+            .await
+    }
+
+    /// PutObjectTagging: GET reports the tag count.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("PutObjectTagging", targets, move |s3| s3.put_object_tagging(req))
+            .await
+    }
+
+    /// RestoreObject: HEAD and GET report the restore status.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn restore_object(
+        &self,
+        req: S3Request<RestoreObjectInput>,
+    ) -> S3Result<S3Response<RestoreObjectOutput>> {
+        let i = &req.input;
+        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
+        self.write("RestoreObject", targets, move |s3| s3.restore_object(req))
+            .await
     }
 }
 
-/// Generates the `S3` impl from three lists: operations the engine answers, writes that
-/// invalidate the objects they name, and everything else, which goes to the origin.
+/// Generates the `S3` impl from two lists: operations with a plain method on [`Front`] above
+/// (reads and writes the cache takes part in), and operations that go to the origin unchanged.
 macro_rules! front {
     (
-        engine { $($e:ident: $ein:ident => $eout:ident as $eop:literal;)* }
-        writes { $($w:ident: $win:ident => $wout:ident as $wop:literal, |$i:ident| $targets:expr;)* }
+        own { $($o:ident: $oin:ident => $oout:ident;)* }
         passthrough { $($p:ident: $pin:ident => $pout:ident as $pop:literal;)* }
     ) => {
         #[async_trait::async_trait]
         impl S3 for Front {
             $(
-                async fn $e(&self, req: S3Request<$ein>) -> S3Result<S3Response<$eout>> {
-                    let started = Instant::now();
-                    let result = self.engine.$e(req).await;
-                    self.record($eop, &result, started);
-                    result
-                }
-            )*
-            $(
-                async fn $w(&self, req: S3Request<$win>) -> S3Result<S3Response<$wout>> {
-                    let started = Instant::now();
-                    let targets: Vec<Target> = {
-                        let $i = &req.input;
-                        $targets
-                    };
-                    let result = self.engine.write($wop, targets, move |s3: &dyn S3| s3.$w(req)).await;
-                    self.record($wop, &result, started);
-                    result
+                async fn $o(&self, req: S3Request<$oin>) -> S3Result<S3Response<$oout>> {
+                    Front::$o(self, req).await
                 }
             )*
             $(
                 async fn $p(&self, req: S3Request<$pin>) -> S3Result<S3Response<$pout>> {
-                    let started = Instant::now();
-                    let origin = self.engine.origin();
-                    let result = origin.call($pop, origin.s3().$p(req)).await;
-                    self.record($pop, &result, started);
-                    result
+                    self.pass($pop, self.engine.origin().s3().$p(req)).await
                 }
             )*
         }
@@ -77,22 +248,20 @@ macro_rules! front {
 }
 
 front! {
-    engine {
-        get_object: GetObjectInput => GetObjectOutput as "GetObject";
-        head_object: HeadObjectInput => HeadObjectOutput as "HeadObject";
-        put_object: PutObjectInput => PutObjectOutput as "PutObject";
-    }
-    writes {
-        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput as "CompleteMultipartUpload", |i| Target::new(&i.bucket, &i.key, None).into_iter().collect();
-        copy_object: CopyObjectInput => CopyObjectOutput as "CopyObject", |i| Target::new(&i.bucket, &i.key, None).into_iter().collect();
-        delete_object: DeleteObjectInput => DeleteObjectOutput as "DeleteObject", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput as "DeleteObjectTagging", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        delete_objects: DeleteObjectsInput => DeleteObjectsOutput as "DeleteObjects", |i| i.delete.objects.iter().filter_map(|o| Target::new(&i.bucket, &o.key, o.version_id.as_deref())).collect();
-        put_object_acl: PutObjectAclInput => PutObjectAclOutput as "PutObjectAcl", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        put_object_legal_hold: PutObjectLegalHoldInput => PutObjectLegalHoldOutput as "PutObjectLegalHold", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        put_object_retention: PutObjectRetentionInput => PutObjectRetentionOutput as "PutObjectRetention", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput as "PutObjectTagging", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
-        restore_object: RestoreObjectInput => RestoreObjectOutput as "RestoreObject", |i| Target::new(&i.bucket, &i.key, i.version_id.as_deref()).into_iter().collect();
+    own {
+        get_object: GetObjectInput => GetObjectOutput;
+        head_object: HeadObjectInput => HeadObjectOutput;
+        put_object: PutObjectInput => PutObjectOutput;
+        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
+        copy_object: CopyObjectInput => CopyObjectOutput;
+        delete_object: DeleteObjectInput => DeleteObjectOutput;
+        delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput;
+        delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
+        put_object_acl: PutObjectAclInput => PutObjectAclOutput;
+        put_object_legal_hold: PutObjectLegalHoldInput => PutObjectLegalHoldOutput;
+        put_object_retention: PutObjectRetentionInput => PutObjectRetentionOutput;
+        put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput;
+        restore_object: RestoreObjectInput => RestoreObjectOutput;
     }
     passthrough {
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput as "AbortMultipartUpload";

@@ -4,7 +4,10 @@
 use s3s::S3Result;
 use s3s::host::{S3Host, VirtualHost};
 
-use crate::server::ServeError;
+/// A domain that is not a valid host name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid domain {0:?} for virtual-hosted-style requests")]
+pub struct InvalidDomain(pub String);
 
 /// Virtual-hosted-style parsing: `bucket.<domain>` names a bucket; any other host (an IP
 /// address, `localhost`, the bare domain) is path-style.
@@ -16,8 +19,8 @@ impl VirtualHosts {
     /// Hosts under `domains` name buckets.
     ///
     /// # Errors
-    /// [`ServeError::Domain`] when a domain is not a valid host name.
-    pub fn new(domains: &[String]) -> Result<Self, ServeError> {
+    /// [`InvalidDomain`] when a domain is not a valid host name.
+    pub fn new(domains: &[String]) -> Result<Self, InvalidDomain> {
         let mut out = Vec::new();
         for d in domains {
             let d = d.trim().trim_matches('.').to_ascii_lowercase();
@@ -25,7 +28,7 @@ impl VirtualHosts {
                 && d.split('.')
                     .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
             if !valid {
-                return Err(ServeError::Domain(d));
+                return Err(InvalidDomain(d));
             }
             out.push(d);
         }

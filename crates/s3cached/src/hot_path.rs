@@ -15,61 +15,23 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::future::{BoxFuture, Either, Ready, ready};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version, header};
+use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
-use s3s::dto::{Timestamp, TimestampFormat};
 use s3s::path::S3Path;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
-use crate::entry::ObjectMeta;
+use crate::hit_headers::{self, HitView};
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
 use crate::metrics::HitCounters;
+use crate::read_request::{QueryRole, query_role, scan_headers};
 use crate::sigv4::{SignedRequest, Verifier};
 use crate::tier::memory;
 
 static CACHE_STATUS: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
-
-/// How a request's headers bear on the hot path.
-struct HeaderScan {
-    /// An `Authorization` header is present.
-    signed: bool,
-    /// `x-amz-checksum-mode: ENABLED`.
-    checksums: bool,
-}
-
-/// One pass over the request headers (cheaper than a lookup per name); `None` when a header
-/// changes what GetObject/HeadObject answers (ranges, conditions, SSE-C, bucket owner,
-/// requester pays, a checksum mode other than `ENABLED`).
-fn scan_headers(headers: &HeaderMap) -> Option<HeaderScan> {
-    let mut scan = HeaderScan {
-        signed: false,
-        checksums: false,
-    };
-    for (name, value) in headers {
-        match name.as_str() {
-            "range"
-            | "if-match"
-            | "if-none-match"
-            | "if-modified-since"
-            | "if-unmodified-since"
-            | "x-amz-expected-bucket-owner"
-            | "x-amz-request-payer"
-            | "x-amz-server-side-encryption-customer-algorithm"
-            | "x-amz-server-side-encryption-customer-key"
-            | "x-amz-server-side-encryption-customer-key-md5" => return None,
-            // Recent SDKs ask for checksums on every GET; other values are rare.
-            "x-amz-checksum-mode" if value.as_bytes() == b"ENABLED" => scan.checksums = true,
-            "x-amz-checksum-mode" => return None,
-            "authorization" => scan.signed = true,
-            _ => {}
-        }
-    }
-    Some(scan)
-}
 
 /// The query's `application/x-www-form-urlencoded` pairs as s3s reads them (`+` is a space),
 /// borrowed unless something needs decoding; `None` when a decoded part is not UTF-8.
@@ -95,17 +57,7 @@ fn decode_component(s: &str) -> Option<Cow<'_, str>> {
 
 /// Query parameters a hot-path request may carry: SigV4's and the `x-id` SDKs add.
 fn allowed_query_param(name: &str) -> bool {
-    matches!(
-        name,
-        "X-Amz-Algorithm"
-            | "X-Amz-Credential"
-            | "X-Amz-Date"
-            | "X-Amz-Expires"
-            | "X-Amz-SignedHeaders"
-            | "X-Amz-Signature"
-            | "X-Amz-Security-Token"
-            | "x-id"
-    )
+    matches!(query_role(name), QueryRole::Signature | QueryRole::OperationHint)
 }
 
 /// The metric series of memory hits, per operation.
@@ -187,7 +139,7 @@ impl HotPath {
         }
         let key = self.object_key(headers, &decoded_path)?;
         let (entry, tier) = self.engine.fresh_local(&key)?;
-        let render = || response_headers(&entry.meta, get, scan.checksums);
+        let render = || hit_headers::render(&entry.meta, &HitView::plain(get, scan.checksums))?.complete();
         let mut headers = match (get, scan.checksums) {
             (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,
             (true, true) => entry.hit_headers.with_checksums.get_or_init(render).clone()?,
@@ -257,170 +209,6 @@ impl HotPath {
             S3Path::Root | S3Path::Bucket { .. } => None,
         }
     }
-}
-
-/// The headers s3s writes for a GetObject (`get`) or HeadObject answer built from `meta`
-/// without overrides or range, with the object's checksums when `checksums` (the cache status
-/// is added per answer); `None` when a value is not a valid header (the full path reports that).
-fn response_headers(meta: &ObjectMeta, get: bool, checksums: bool) -> Option<HeaderMap> {
-    let mut h = HeaderMap::with_capacity(16);
-    let text = |v: &str| HeaderValue::from_str(v).ok();
-    let mut put = |name: HeaderName, value: Option<HeaderValue>| -> Option<()> {
-        h.insert(name, value?);
-        Some(())
-    };
-    macro_rules! opt {
-        ($name:expr, $field:expr, $conv:expr) => {
-            if let Some(v) = &$field {
-                put($name, $conv(v))?;
-            }
-        };
-    }
-    opt!(header::ACCEPT_RANGES, meta.accept_ranges, |v: &String| text(v));
-    opt!(
-        HeaderName::from_static("x-amz-server-side-encryption-bucket-key-enabled"),
-        meta.bucket_key_enabled,
-        |v: &bool| Some(HeaderValue::from_static(if *v { "true" } else { "false" }))
-    );
-    opt!(header::CACHE_CONTROL, meta.cache_control, |v: &String| text(v));
-    if checksums {
-        opt!(
-            HeaderName::from_static("x-amz-checksum-crc32"),
-            meta.checksum_crc32,
-            |v: &String| text(v)
-        );
-        opt!(
-            HeaderName::from_static("x-amz-checksum-crc32c"),
-            meta.checksum_crc32c,
-            |v: &String| text(v)
-        );
-        opt!(
-            HeaderName::from_static("x-amz-checksum-crc64nvme"),
-            meta.checksum_crc64nvme,
-            |v: &String| text(v)
-        );
-        opt!(
-            HeaderName::from_static("x-amz-checksum-sha1"),
-            meta.checksum_sha1,
-            |v: &String| text(v)
-        );
-        opt!(
-            HeaderName::from_static("x-amz-checksum-sha256"),
-            meta.checksum_sha256,
-            |v: &String| text(v)
-        );
-        opt!(
-            HeaderName::from_static("x-amz-checksum-type"),
-            meta.checksum_type,
-            |v: &s3s::dto::ChecksumType| text(v.as_str())
-        );
-    }
-    opt!(
-        header::CONTENT_DISPOSITION,
-        meta.content_disposition,
-        |v: &String| text(v)
-    );
-    opt!(header::CONTENT_ENCODING, meta.content_encoding, |v: &String| text(v));
-    opt!(header::CONTENT_LANGUAGE, meta.content_language, |v: &String| text(v));
-    put(header::CONTENT_LENGTH, Some(HeaderValue::from(meta.size)))?;
-    opt!(header::CONTENT_TYPE, meta.content_type, |v: &String| text(v));
-    opt!(header::ETAG, meta.e_tag, |v: &s3s::dto::ETag| v.to_http_header().ok());
-    opt!(
-        HeaderName::from_static("x-amz-expiration"),
-        meta.expiration,
-        |v: &String| text(v)
-    );
-    opt!(header::EXPIRES, meta.expires, |v| timestamp(
-        v,
-        TimestampFormat::HttpDate
-    ));
-    opt!(header::LAST_MODIFIED, meta.last_modified, |v| timestamp(
-        v,
-        TimestampFormat::HttpDate
-    ));
-    if let Some(metadata) = &meta.metadata {
-        for (name, value) in metadata {
-            // s3s RFC 2047-encodes values with non-printable or non-ASCII characters; those
-            // entries take the full path.
-            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return None;
-            }
-            let name = HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes()).ok()?;
-            put(name, text(value))?;
-        }
-    }
-    opt!(
-        HeaderName::from_static("x-amz-missing-meta"),
-        meta.missing_meta,
-        |v: &i32| { Some(HeaderValue::from(*v)) }
-    );
-    opt!(
-        HeaderName::from_static("x-amz-object-lock-legal-hold"),
-        meta.object_lock_legal_hold_status,
-        |v: &s3s::dto::ObjectLockLegalHoldStatus| text(v.as_str())
-    );
-    opt!(
-        HeaderName::from_static("x-amz-object-lock-mode"),
-        meta.object_lock_mode,
-        |v: &s3s::dto::ObjectLockMode| text(v.as_str())
-    );
-    opt!(
-        HeaderName::from_static("x-amz-object-lock-retain-until-date"),
-        meta.object_lock_retain_until_date,
-        |v| timestamp(v, TimestampFormat::DateTime)
-    );
-    opt!(
-        HeaderName::from_static("x-amz-mp-parts-count"),
-        meta.parts_count,
-        |v: &i32| { Some(HeaderValue::from(*v)) }
-    );
-    opt!(
-        HeaderName::from_static("x-amz-replication-status"),
-        meta.replication_status,
-        |v: &s3s::dto::ReplicationStatus| text(v.as_str())
-    );
-    opt!(HeaderName::from_static("x-amz-restore"), meta.restore, |v: &String| {
-        text(v)
-    });
-    opt!(
-        HeaderName::from_static("x-amz-server-side-encryption-aws-kms-key-id"),
-        meta.ssekms_key_id,
-        |v: &String| text(v)
-    );
-    opt!(
-        HeaderName::from_static("x-amz-server-side-encryption"),
-        meta.server_side_encryption,
-        |v: &s3s::dto::ServerSideEncryption| text(v.as_str())
-    );
-    opt!(
-        HeaderName::from_static("x-amz-storage-class"),
-        meta.storage_class,
-        |v: &s3s::dto::StorageClass| text(v.as_str())
-    );
-    if get {
-        opt!(
-            HeaderName::from_static("x-amz-tagging-count"),
-            meta.tag_count,
-            |v: &i32| { Some(HeaderValue::from(*v)) }
-        );
-    }
-    opt!(
-        HeaderName::from_static("x-amz-version-id"),
-        meta.version_id,
-        |v: &String| text(v)
-    );
-    opt!(
-        HeaderName::from_static("x-amz-website-redirect-location"),
-        meta.website_redirect_location,
-        |v: &String| text(v)
-    );
-    Some(h)
-}
-
-fn timestamp(t: &Timestamp, format: TimestampFormat) -> Option<HeaderValue> {
-    let mut buf = Vec::with_capacity(32);
-    t.format(format, &mut buf).ok()?;
-    HeaderValue::from_bytes(&buf).ok()
 }
 
 /// The S3 service with the hot path in front: what the S3 listener serves.

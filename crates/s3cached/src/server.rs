@@ -24,19 +24,20 @@ use tracing::{error, info, warn};
 use crate::admin::Admin;
 use crate::config::{CachePolicy, ClientAuth, EventsConfig, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
-use crate::engine::guard::WriteGuard;
+use crate::engine::freshness::FreshnessRules;
 use crate::events::apply::Applier;
 use crate::front::Front;
-use crate::host::VirtualHosts;
+use crate::host::{InvalidDomain, VirtualHosts};
 use crate::hot_path::{HotPath, HotPathService};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
 use crate::sigv4::Verifier;
-use crate::tier::CacheTier;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
 use crate::tier::redis::RedisTier;
 use crate::tier::tiered::Tiered;
+use crate::tier::{CacheTier, Lifetimes};
+use crate::write_guard::WriteGuard;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +55,8 @@ pub enum ServeError {
     #[error(transparent)]
     Origin(#[from] OriginError),
     /// A virtual-host domain is not a valid host name.
-    #[error("invalid domain {0:?} for virtual-hosted-style requests")]
-    Domain(String),
+    #[error(transparent)]
+    Domain(#[from] InvalidDomain),
     /// Neither client credentials nor anonymous access were configured.
     #[error("no client credentials configured and anonymous access is off: nobody could use this endpoint")]
     NoClientAuth,
@@ -227,12 +228,18 @@ pub async fn build_engine(config: &ServeConfig) -> Result<Arc<Engine>, ServeErro
         );
     }
     let guard = Arc::new(WriteGuard::new());
-    let tier = build_tier(config, &guard, &metrics).await;
-    Ok(Engine::with_guard(origin, tier, metrics, config.policy.clone(), guard))
+    let freshness = Arc::new(FreshnessRules::new(config.policy.clone()));
+    let tier = build_tier(config, &guard, &freshness, &metrics).await;
+    Ok(Engine::with_guard(origin, tier, metrics, freshness, guard))
 }
 
 /// Builds the configured tiers (connecting to Redis in the background when it is down).
-async fn build_tier(config: &ServeConfig, guard: &Arc<WriteGuard>, metrics: &Arc<Metrics>) -> Arc<dyn CacheTier> {
+async fn build_tier(
+    config: &ServeConfig,
+    guard: &Arc<WriteGuard>,
+    freshness: &Arc<FreshnessRules>,
+    metrics: &Arc<Metrics>,
+) -> Arc<dyn CacheTier> {
     let memory = || {
         Arc::new(MemoryTier::new(
             config.memory.capacity,
@@ -264,7 +271,7 @@ async fn build_tier(config: &ServeConfig, guard: &Arc<WriteGuard>, metrics: &Arc
                 bus,
                 Arc::clone(guard),
                 Arc::clone(metrics),
-                config.policy.clone(),
+                Arc::clone(freshness) as Arc<dyn Lifetimes>,
             ))
         }
     }

@@ -7,9 +7,9 @@ use futures::StreamExt;
 use s3s::dto::ListObjectsV2Input;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
+use crate::config::HydrationRule;
 use crate::engine::Engine;
-use crate::engine::write::Hydrated;
-use crate::events::apply::HydrationRule;
+use crate::engine::fill::Hydrated;
 use crate::origin;
 
 /// What a warm-up did.

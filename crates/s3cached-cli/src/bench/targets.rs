@@ -13,14 +13,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3cached::config::{BreakerConfig, BusConfig, RedisConfig, RedisTarget};
 use s3cached::config::{
     CachePolicy, ClientAuth, Credentials, EventsConfig, EvictionPolicy, MemoryConfig, OriginConfig, ServeConfig,
     TierConfig,
 };
 use s3cached::server::Server;
-use s3cached::tier::breaker::BreakerConfig;
-use s3cached::tier::bus::BusConfig;
-use s3cached::tier::redis::{RedisConfig, RedisTarget};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;

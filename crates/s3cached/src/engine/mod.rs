@@ -1,11 +1,20 @@
-//! The caching engine: the read path ([`read`]: lookup, single-flight fill, respond) and the
-//! write path ([`mod@write`]: origin first, then cache update or invalidation), over one tier and
-//! one origin.
+//! The caching engine over one tier and one origin. This module holds the [`Engine`] itself;
+//! its work is split by path:
+//!
+//! - [`read`]: GetObject and HeadObject (lookup, answer from the entry or the origin);
+//! - [`fill`]: single-flight fills from the origin, revalidation, hydration;
+//! - [`store`]: the tier side (lookups, guarded inserts, invalidations);
+//! - [`mod@write`]: writes (origin first, then invalidation and write-through);
+//! - [`freshness`]: TTLs, retention and stale serving;
+//! - [`flight`], [`outcome`], [`body`]: single flight, fill results, body capture.
 
 pub mod body;
+pub mod fill;
 pub mod flight;
-pub mod guard;
+pub mod freshness;
+pub mod outcome;
 pub mod read;
+pub mod store;
 pub mod write;
 
 use std::sync::Arc;
@@ -14,10 +23,11 @@ use crate::config::CachePolicy;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 use crate::tier::CacheTier;
+use crate::write_guard::WriteGuard;
 
 use self::flight::Flights;
-use self::guard::WriteGuard;
-use self::read::FillOutcome;
+use self::freshness::FreshnessRules;
+use self::outcome::FillOutcome;
 
 /// Response header naming what served a GET/HEAD: `hit-<tier>`, `miss` or `bypass`.
 pub const CACHE_STATUS_HEADER: &str = "x-s3cached";
@@ -38,7 +48,7 @@ pub struct Engine {
     origin: Origin,
     tier: Arc<dyn CacheTier>,
     metrics: Arc<Metrics>,
-    policy: CachePolicy,
+    freshness: Arc<FreshnessRules>,
     guard: Arc<WriteGuard>,
     flights: Arc<Flights<FillOutcome>>,
 }
@@ -47,24 +57,26 @@ impl Engine {
     /// An engine caching `origin`'s objects in `tier`.
     #[must_use]
     pub fn new(origin: Origin, tier: Arc<dyn CacheTier>, metrics: Arc<Metrics>, policy: CachePolicy) -> Arc<Self> {
-        Self::with_guard(origin, tier, metrics, policy, Arc::new(WriteGuard::new()))
+        let freshness = Arc::new(FreshnessRules::new(policy));
+        Self::with_guard(origin, tier, metrics, freshness, Arc::new(WriteGuard::new()))
     }
 
-    /// Like [`Engine::new`], sharing `guard` with the tier (a tier that hears about writes
-    /// made by other processes records them in the same guard).
+    /// Like [`Engine::new`], sharing `guard` and `freshness` with the tier (a tier that hears
+    /// about writes made by other processes records them in the same guard, and a tier that
+    /// copies entries between levels keeps them for the same lifetimes).
     #[must_use]
     pub fn with_guard(
         origin: Origin,
         tier: Arc<dyn CacheTier>,
         metrics: Arc<Metrics>,
-        policy: CachePolicy,
+        freshness: Arc<FreshnessRules>,
         guard: Arc<WriteGuard>,
     ) -> Arc<Self> {
         Arc::new(Self {
             origin,
             tier,
             metrics,
-            policy,
+            freshness,
             guard,
             flights: Arc::new(Flights::new()),
         })
@@ -79,7 +91,13 @@ impl Engine {
     /// The largest object the cache stores.
     #[must_use]
     pub fn max_object_size(&self) -> u64 {
-        self.policy.max_object_size
+        self.freshness.policy().max_object_size
+    }
+
+    /// The freshness rules (shared with tiers that copy entries between levels).
+    #[must_use]
+    pub fn freshness(&self) -> &Arc<FreshnessRules> {
+        &self.freshness
     }
 
     /// The metric set.

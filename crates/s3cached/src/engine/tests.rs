@@ -16,7 +16,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::sync::Semaphore;
 
 use super::Engine;
-use super::write::Target;
+use super::store::Target;
 use crate::config::{CachePolicy, EvictionPolicy};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, request};

@@ -14,31 +14,11 @@ use tracing::{debug, warn};
 
 use super::Engine;
 use super::body::Capture;
+use super::store::Target;
 use crate::entry::{Entry, ObjectMeta};
 use crate::key::CacheKey;
 use crate::origin;
 use crate::tier::FillToken;
-
-/// An object a write changes: its key and, when the write names one, the version.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The object (latest version).
-    pub key: CacheKey,
-    /// The version the write names, if any.
-    pub version: Option<String>,
-}
-
-impl Target {
-    /// The object `bucket`/`key` (version `version`); `None` when the names cannot be cached
-    /// (then nothing was cached under them either).
-    #[must_use]
-    pub fn new(bucket: &str, key: &str, version: Option<&str>) -> Option<Self> {
-        CacheKey::new(bucket, key).ok().map(|key| Self {
-            key,
-            version: version.map(str::to_owned),
-        })
-    }
-}
 
 impl Engine {
     /// Runs a write at the origin, then invalidates `targets`, in a task of its own.
@@ -84,7 +64,7 @@ impl Engine {
             // Tagged uploads are only invalidated: GET reports a tag count that HEAD does not,
             // so a write-through entry could not answer exactly like the origin.
             Some(len)
-                if len <= self.policy.max_object_size
+                if len <= self.max_object_size()
                     && req.input.sse_customer_algorithm.is_none()
                     && req.input.tagging.is_none() =>
             {
@@ -164,93 +144,10 @@ impl Engine {
             .await;
     }
 
-    /// Removes what the cache holds for `target` and stops in-flight fills from storing stale
-    /// bytes. Returns the write's sequence number and, when the tier took the invalidation,
-    /// the token a write-through presents (`None` when the tier failed: then nothing is
-    /// written through).
-    pub(super) async fn invalidate(&self, operation: &'static str, target: &Target) -> (u64, Option<FillToken>) {
-        let latest = &target.key;
-        let versioned = target.version.as_deref().map(|v| latest.clone().with_version(Some(v)));
-        let permit = self.guard.begin_write(latest).await;
-        let mut token = None;
-        let keys: Vec<&CacheKey> = versioned.iter().chain(std::iter::once(latest)).collect();
-        // The latest version last: its token is the one a write-through presents.
-        for key in &keys {
-            self.flights.forget(key);
-            token = match self.tier.invalidate(key).await {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.metrics.tier_error(self.tier.name());
-                    warn!(%key, error = %e, "cache invalidation failed");
-                    None
-                }
-            };
-        }
-        let sequence = permit.sequence;
-        // Peers may take a while to acknowledge: not under the lock, which they may need too.
-        drop(permit);
-        for key in keys {
-            self.tier.announce(key).await;
-        }
-        self.metrics.invalidation(operation);
-        (sequence, token)
-    }
-}
-
-/// What [`Engine::hydrate`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hydrated {
-    /// The object is in the cache now (this many bytes).
-    Stored(u64),
-    /// The object is larger than the cacheable size (or not cacheable): nothing stored.
-    TooLarge,
-    /// The object no longer exists at the origin: nothing stored.
-    Gone,
-}
-
-impl Engine {
     /// Drops what the cache holds for an object that changed at the origin (an event).
     pub async fn invalidate_object(&self, bucket: &str, key: &str, version: Option<&str>) {
         if let Some(target) = Target::new(bucket, key, version) {
             let _ = self.invalidate("Event", &target).await;
-        }
-    }
-
-    /// Loads the origin's current version of an object into the cache, replacing what the
-    /// cache held (write-through for changes made at the origin, and warm-up).
-    ///
-    /// # Errors
-    /// The origin's error, other than NoSuchKey (reported as [`Hydrated::Gone`]).
-    pub async fn hydrate(self: &Arc<Self>, bucket: &str, key: &str, replace: bool) -> S3Result<Hydrated> {
-        let Some(target) = Target::new(bucket, key, None) else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidBucketName,
-                format!("cannot cache {bucket}/{key}"),
-            ));
-        };
-        if replace {
-            let _ = self.invalidate("Event", &target).await;
-        }
-        let token = match self.tier.get(&target.key).await {
-            Ok(lookup) if lookup.entry.as_ref().is_some_and(|e| !e.missing) && !replace => {
-                let size = lookup.entry.map_or(0, |e| e.meta.size);
-                return Ok(Hydrated::Stored(size));
-            }
-            Ok(lookup) => lookup.token,
-            Err(_) => FillToken::default(),
-        };
-        let (flight, _) = self.start_fill(&target.key, token, None);
-        match flight.await {
-            super::read::FillOutcome::Cached(entry) => Ok(Hydrated::Stored(entry.meta.size)),
-            super::read::FillOutcome::Stream(_) => Ok(Hydrated::TooLarge),
-            super::read::FillOutcome::Failed(f) => {
-                let e = f.to_error();
-                if *e.code() == S3ErrorCode::NoSuchKey {
-                    Ok(Hydrated::Gone)
-                } else {
-                    Err(e)
-                }
-            }
         }
     }
 }

@@ -14,46 +14,10 @@ use s3s::S3Result;
 use tracing::debug;
 
 use super::parse::{Event, EventKind, sequencer_cmp};
+use crate::config::ApplyConfig;
 use crate::engine::Engine;
-use crate::engine::write::Hydrated;
+use crate::engine::fill::Hydrated;
 use crate::metrics::Metrics;
-
-/// Objects to load into the cache when they are created at the origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HydrationRule {
-    /// Bucket.
-    pub bucket: String,
-    /// Key prefix (empty: the whole bucket).
-    pub prefix: String,
-}
-
-/// A hydration rule that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid hydration rule {0:?}: expected BUCKET or BUCKET/PREFIX")]
-pub struct RuleError(pub String);
-
-impl std::str::FromStr for HydrationRule {
-    type Err = RuleError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.strip_prefix("s3://").unwrap_or(s);
-        let (bucket, prefix) = s.split_once('/').unwrap_or((s, ""));
-        crate::key::validate_bucket(bucket).map_err(|_| RuleError(s.to_owned()))?;
-        Ok(Self {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-/// What the applier does with created objects.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApplyConfig {
-    /// Which created objects are loaded into the cache (the others are invalidated).
-    pub hydrate: Vec<HydrationRule>,
-    /// Largest object hydrated.
-    pub hydrate_max_size: u64,
-}
 
 /// What was done with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,19 +119,5 @@ impl Applier {
             Err(_) => self.metrics.event(source, "error"),
         }
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rules_parse() {
-        let r: HydrationRule = "s3://media/thumbs/".parse().unwrap();
-        assert_eq!((r.bucket.as_str(), r.prefix.as_str()), ("media", "thumbs/"));
-        let r: HydrationRule = "media".parse().unwrap();
-        assert_eq!(r.prefix, "");
-        assert!("Media/x".parse::<HydrationRule>().is_err());
     }
 }

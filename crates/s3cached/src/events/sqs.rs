@@ -11,24 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::apply::Applier;
 use super::parse::parse;
-use crate::config::Credentials;
-
-/// Where and how to poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqsConfig {
-    /// Queue URL.
-    pub queue_url: String,
-    /// SQS endpoint (for SQS-compatible servers); `None` for AWS.
-    pub endpoint: Option<String>,
-    /// Region.
-    pub region: String,
-    /// Credentials; `None` uses the AWS default chain.
-    pub credentials: Option<Credentials>,
-    /// Long-poll wait per receive (at most 20 s).
-    pub wait: Duration,
-    /// Receives after which a failing message is dropped as poison.
-    pub max_receives: u32,
-}
+use crate::config::SqsConfig;
 
 async fn client(config: &SqsConfig) -> aws_sdk_sqs::Client {
     let shared = crate::origin::aws_shared_config(&config.region, config.credentials.as_ref(), None).await;

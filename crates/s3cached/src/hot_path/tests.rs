@@ -13,7 +13,7 @@ use s3s::dto::{ETag, Metadata, ServerSideEncryption, StorageClass, Timestamp};
 
 use super::*;
 use crate::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
-use crate::entry::Entry;
+use crate::entry::{Entry, ObjectMeta};
 use crate::front::Front;
 use crate::metrics::Metrics;
 use crate::origin::Origin;

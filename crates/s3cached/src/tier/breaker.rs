@@ -6,26 +6,7 @@ use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-/// Breaker settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker.
-    pub threshold: u32,
-    /// First cool-down.
-    pub cooldown: Duration,
-    /// Longest cool-down.
-    pub max_cooldown: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            threshold: 3,
-            cooldown: Duration::from_millis(500),
-            max_cooldown: Duration::from_secs(15),
-        }
-    }
-}
+use crate::config::BreakerConfig;
 
 #[derive(Debug)]
 struct State {

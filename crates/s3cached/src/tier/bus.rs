@@ -17,38 +17,22 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use super::Coherence;
 use super::memory::MemoryTier;
-use crate::engine::guard::WriteGuard;
+use crate::config::BusConfig;
 use crate::key::CacheKey;
 use crate::metrics::Metrics;
+use crate::write_guard::WriteGuard;
 
 /// The channel every s3cached process sharing a Redis listens on.
 pub const CHANNEL: &str = "s3cached:invalidate";
-
-/// Bus timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BusConfig {
-    /// Interval between heartbeats.
-    pub heartbeat: Duration,
-    /// How long a write waits for peers' acknowledgements.
-    pub ack_timeout: Duration,
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        Self {
-            heartbeat: Duration::from_millis(500),
-            ack_timeout: Duration::from_millis(500),
-        }
-    }
-}
 
 /// A message on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +176,21 @@ pub struct Bus {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[async_trait::async_trait]
+impl Coherence for Bus {
+    fn epoch(&self) -> u64 {
+        Bus::epoch(self)
+    }
+
+    fn is_coherent(&self) -> bool {
+        Bus::is_coherent(self)
+    }
+
+    async fn broadcast(&self, key: &CacheKey) -> Result<(), String> {
+        Bus::broadcast(self, key).await
+    }
 }
 
 impl Bus {

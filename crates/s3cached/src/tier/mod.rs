@@ -95,6 +95,35 @@ pub enum TierHealth {
     Degraded(String),
 }
 
+/// How long entries live and whether one may still be answered: the engine's freshness rules,
+/// handed to tiers that copy entries between levels (the tier layer never sees the engine).
+pub trait Lifetimes: Send + Sync + 'static {
+    /// True while `entry` (kept for `key`) may be answered without asking the origin.
+    fn is_fresh(&self, key: &CacheKey, entry: &Entry) -> bool;
+
+    /// How long a tier keeps `entry` for `key`; `None` keeps it until evicted or invalidated.
+    fn retention(&self, key: &CacheKey, entry: &Entry) -> Option<Duration>;
+}
+
+/// The fleet's invalidation channel as a composed tier sees it: whether this process's memory
+/// level may be trusted, and how to tell peers about a write. Implemented by
+/// [`bus::Bus`]; tests may inject their own.
+#[async_trait]
+pub trait Coherence: Send + Sync + 'static {
+    /// The channel's connection epoch; it changes whenever the channel was lost, so fills that
+    /// began before cannot land in memory.
+    fn epoch(&self) -> u64;
+
+    /// True while every write made by a peer reaches this process before it is acknowledged.
+    fn is_coherent(&self) -> bool;
+
+    /// Tells every peer that `key` changed and waits (bounded) for their acknowledgements.
+    ///
+    /// # Errors
+    /// A description of why peers could not be told.
+    async fn broadcast(&self, key: &CacheKey) -> Result<(), String>;
+}
+
 /// A place to keep cache entries.
 ///
 /// Contract: `get` after a completed `insert` returns that entry until it expires, is

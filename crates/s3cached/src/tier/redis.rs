@@ -25,9 +25,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation};
 use tracing::{info, warn};
 
-use super::breaker::{Breaker, BreakerConfig};
+use super::breaker::Breaker;
 use super::record;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
+use crate::config::{RedisConfig, RedisTarget};
 use crate::entry::Entry;
 use crate::key::{CacheKey, RedisKeys};
 use crate::metrics::Metrics;
@@ -38,55 +39,6 @@ pub const NAME: &str = "redis";
 /// How long a generation key outlives the last write to its object. Fills are bounded far
 /// below this, so a fill can never miss a write because the generation key expired.
 const GENERATION_TTL_MS: u64 = 3_600_000;
-
-/// Which Redis to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
-    /// One server (or a primary with replicas behind one endpoint): `redis://` or `rediss://`
-    /// URL, with optional `user:password@`.
-    Standalone {
-        /// The URL.
-        url: String,
-    },
-    /// Cluster mode: seed nodes as URLs or `host:port`.
-    Cluster {
-        /// Seed nodes.
-        nodes: Vec<String>,
-        /// Send reads to replicas.
-        read_from_replicas: bool,
-    },
-}
-
-/// Redis tier settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// Where.
-    pub target: RedisTarget,
-    /// Bound on every Redis call; past it, the request is answered from the origin.
-    pub timeout: Duration,
-    /// Largest object stored in Redis.
-    pub inline_limit: u64,
-    /// Circuit breaker.
-    pub breaker: BreakerConfig,
-}
-
-impl RedisTarget {
-    /// The seed URLs, normalised to `redis://` URLs.
-    #[must_use]
-    pub fn urls(&self) -> Vec<String> {
-        let norm = |s: &String| {
-            if s.contains("://") {
-                s.clone()
-            } else {
-                format!("redis://{s}")
-            }
-        };
-        match self {
-            Self::Standalone { url } => vec![norm(url)],
-            Self::Cluster { nodes, .. } => nodes.iter().map(norm).collect(),
-        }
-    }
-}
 
 #[derive(Clone)]
 enum Conn {

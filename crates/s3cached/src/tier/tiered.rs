@@ -12,15 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::debug;
 
-use super::bus::Bus;
 use super::memory::{self, MemoryTier};
 use super::redis::RedisTier;
-use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
-use crate::config::CachePolicy;
-use crate::engine::guard::WriteGuard;
+use super::{CacheTier, Coherence, FillToken, Lifetimes, Lookup, TierError, TierHealth, TierStats};
 use crate::entry::Entry;
 use crate::key::CacheKey;
 use crate::metrics::Metrics;
+use crate::write_guard::WriteGuard;
 
 /// Tier name in metrics and `/health`.
 pub const NAME: &str = "memory+redis";
@@ -29,24 +27,25 @@ pub const NAME: &str = "memory+redis";
 pub struct Tiered {
     l1: Arc<MemoryTier>,
     l2: Arc<RedisTier>,
-    bus: Arc<Bus>,
+    bus: Arc<dyn Coherence>,
     guard: Arc<WriteGuard>,
     metrics: Arc<Metrics>,
-    /// Lifetimes of entries copied from L2 into L1.
-    policy: CachePolicy,
+    /// Freshness and lifetimes of entries copied from L2 into L1.
+    lifetimes: Arc<dyn Lifetimes>,
 }
 
 impl Tiered {
     /// Composes the tiers. `guard` must be the engine's, so writes heard from peers and local
-    /// fills are ordered by the same locks.
+    /// fills are ordered by the same locks; `bus` is the fleet's invalidation channel (the
+    /// [`super::bus::Bus`] in production) and `lifetimes` the engine's freshness rules.
     #[must_use]
     pub fn new(
         l1: Arc<MemoryTier>,
         l2: Arc<RedisTier>,
-        bus: Arc<Bus>,
+        bus: Arc<dyn Coherence>,
         guard: Arc<WriteGuard>,
         metrics: Arc<Metrics>,
-        policy: CachePolicy,
+        lifetimes: Arc<dyn Lifetimes>,
     ) -> Self {
         Self {
             l1,
@@ -54,14 +53,8 @@ impl Tiered {
             bus,
             guard,
             metrics,
-            policy,
+            lifetimes,
         }
-    }
-
-    /// The bus (for tests and `/health`).
-    #[must_use]
-    pub fn bus(&self) -> &Arc<Bus> {
-        &self.bus
     }
 }
 
@@ -78,7 +71,7 @@ impl CacheTier for Tiered {
         // revalidation needs to store its result.
         if coherent
             && let Some(entry) = self.l1.peek(key)
-            && self.policy.age(key, &entry) == crate::config::Age::Fresh
+            && self.lifetimes.is_fresh(key, &entry)
         {
             self.metrics.hit(memory::NAME);
             return Ok(Lookup {
@@ -99,11 +92,8 @@ impl CacheTier for Tiered {
             && self.bus.epoch() == epoch
             && let Some(_permit) = self.guard.permit_insert(key, snapshot).await
         {
-            self.l1.put(
-                key.clone(),
-                Arc::clone(entry),
-                self.policy.retention_for(key, entry.missing),
-            );
+            self.l1
+                .put(key.clone(), Arc::clone(entry), self.lifetimes.retention(key, entry));
         }
         Ok(lookup)
     }

@@ -1,0 +1,200 @@
+//! Fills: reading an object from the origin into the cache, once per object however many
+//! requests wait for it (single flight), guarded against writes that overtake it. Also
+//! revalidation of expired entries (a conditional GET through the same flight) and hydration
+//! (loading an object on an event or at warm-up).
+
+use std::sync::{Arc, Mutex};
+
+use http::StatusCode;
+use s3s::dto::GetObjectInput;
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use tracing::{debug, warn};
+
+use super::Engine;
+use super::body;
+use super::flight::Flight;
+use super::freshness::Age;
+use super::outcome::{FillOutcome, OriginFailure};
+use super::store::Target;
+use crate::entry::{Entry, ObjectMeta};
+use crate::key::CacheKey;
+use crate::origin;
+use crate::tier::FillToken;
+
+/// What [`Engine::hydrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hydrated {
+    /// The object is in the cache now (this many bytes).
+    Stored(u64),
+    /// The object is larger than the cacheable size (or not cacheable): nothing stored.
+    TooLarge,
+    /// The object no longer exists at the origin: nothing stored.
+    Gone,
+}
+
+impl Engine {
+    /// Joins or starts the single-flight fill of `key` (a revalidation when `validator` is
+    /// the stale entry). The flight runs in a task of its own: a waiter that goes away does
+    /// not cancel it.
+    pub(super) fn start_fill(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        token: FillToken,
+        validator: Option<Arc<Entry>>,
+    ) -> (Flight<FillOutcome>, bool) {
+        let engine = Arc::clone(self);
+        let fill_key = key.clone();
+        self.flights.join_or_start(
+            key,
+            move || async move { engine.fill(fill_key, token, validator).await },
+            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
+        )
+    }
+
+    /// stale-while-revalidate: one background revalidation per key; nothing waits for it.
+    pub(super) fn revalidate_in_background(self: &Arc<Self>, key: &CacheKey, token: FillToken, stale: Arc<Entry>) {
+        let _ = self.start_fill(key, token, Some(stale));
+    }
+
+    /// Reads the whole object from the origin and stores it, unless a write to the object
+    /// was acknowledged since the read began (DESIGN.md §4.2).
+    async fn fill(self: Arc<Self>, key: CacheKey, token: FillToken, validator: Option<Arc<Entry>>) -> FillOutcome {
+        let snapshot = self.guard.snapshot();
+        let if_none_match = validator
+            .as_ref()
+            .and_then(|v| v.meta.e_tag.clone())
+            .map(s3s::dto::ETagCondition::ETag);
+        let input = match GetObjectInput::builder()
+            .bucket(key.bucket().to_owned())
+            .key(key.key().to_owned())
+            .version_id(key.version().map(str::to_owned))
+            .if_none_match(if_none_match)
+            // Ask for checksums so the entry can answer clients that want them.
+            .checksum_mode(Some(s3s::dto::ChecksumMode::from_static(
+                s3s::dto::ChecksumMode::ENABLED,
+            )))
+            .build()
+        {
+            Ok(input) => input,
+            Err(e) => return FillOutcome::Failed(OriginFailure::internal(e.to_string())),
+        };
+        let resp = match self
+            .origin
+            .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => return self.fill_failed(key, token, snapshot, validator, &e).await,
+        };
+        if validator.is_some() {
+            self.metrics.revalidation("changed");
+        }
+        let mut output = resp.output;
+        let meta = ObjectMeta::from_get_output(&output);
+        let cacheable = output.content_length.is_some()
+            && output.content_range.is_none()
+            && output.sse_customer_algorithm.is_none();
+        if !cacheable || meta.size > self.max_object_size() {
+            self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
+            debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
+            return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
+        }
+        let bytes = match body::collect(output.body.take(), meta.size).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.metrics.fill("error");
+                warn!(%key, error = %e, "origin body failed during cache fill");
+                return FillOutcome::Failed(OriginFailure::internal(format!(
+                    "reading the object from the origin failed: {e}"
+                )));
+            }
+        };
+        let entry = Arc::new(Entry::new(meta, bytes));
+        self.store(key, Arc::clone(&entry), snapshot, token).await;
+        FillOutcome::Cached(entry)
+    }
+
+    /// The origin did not answer a fill with the object: a revalidation's 304 renews the stale
+    /// entry; NoSuchKey may be cached; a failure may be answered with the stale entry.
+    async fn fill_failed(
+        &self,
+        key: CacheKey,
+        token: FillToken,
+        snapshot: u64,
+        validator: Option<Arc<Entry>>,
+        e: &S3Error,
+    ) -> FillOutcome {
+        let status = e.status_code();
+        if let Some(stale) = &validator {
+            if status == Some(StatusCode::NOT_MODIFIED) {
+                self.metrics.revalidation("not_modified");
+                let renewed = Arc::new(stale.revalidated());
+                self.store(key, Arc::clone(&renewed), snapshot, token).await;
+                return FillOutcome::Cached(renewed);
+            }
+            let origin_failed = status.is_none_or(|s| s.is_server_error());
+            let past = match self.freshness.age(&key, stale) {
+                Age::Stale(past) => past,
+                Age::Fresh => std::time::Duration::ZERO,
+            };
+            if origin_failed && self.freshness.serve_if_error(past) {
+                self.metrics.revalidation("error");
+                self.metrics.stale_served("if_error");
+                warn!(%key, error = %e, "origin failed; answering with the stale entry (stale-if-error)");
+                return FillOutcome::Cached(Arc::clone(stale));
+            }
+        }
+        self.metrics.fill("error");
+        if *e.code() == S3ErrorCode::NoSuchKey {
+            if validator.is_some() {
+                self.metrics.revalidation("gone");
+            }
+            if self.freshness.caches_absence() {
+                self.metrics.fill("negative");
+                self.store(key, Arc::new(Entry::missing()), snapshot, token).await;
+            } else if validator.is_some() {
+                // The stale entry is gone at the origin: drop it like a write would.
+                let _ = self.invalidate("GetObject", &Target { key, version: None }).await;
+            }
+        }
+        FillOutcome::Failed(OriginFailure::of(e))
+    }
+
+    /// Loads the origin's current version of an object into the cache, replacing what the
+    /// cache held (write-through for changes made at the origin, and warm-up).
+    ///
+    /// # Errors
+    /// The origin's error, other than NoSuchKey (reported as [`Hydrated::Gone`]).
+    pub async fn hydrate(self: &Arc<Self>, bucket: &str, key: &str, replace: bool) -> S3Result<Hydrated> {
+        let Some(target) = Target::new(bucket, key, None) else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidBucketName,
+                format!("cannot cache {bucket}/{key}"),
+            ));
+        };
+        if replace {
+            let _ = self.invalidate("Event", &target).await;
+        }
+        let token = match self.tier.get(&target.key).await {
+            Ok(lookup) if lookup.entry.as_ref().is_some_and(|e| !e.missing) && !replace => {
+                let size = lookup.entry.map_or(0, |e| e.meta.size);
+                return Ok(Hydrated::Stored(size));
+            }
+            Ok(lookup) => lookup.token,
+            Err(_) => FillToken::default(),
+        };
+        let (flight, _) = self.start_fill(&target.key, token, None);
+        match flight.await {
+            FillOutcome::Cached(entry) => Ok(Hydrated::Stored(entry.meta.size)),
+            FillOutcome::Stream(_) => Ok(Hydrated::TooLarge),
+            FillOutcome::Failed(f) => {
+                let e = f.to_error();
+                if *e.code() == S3ErrorCode::NoSuchKey {
+                    Ok(Hydrated::Gone)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}

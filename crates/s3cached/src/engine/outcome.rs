@@ -1,0 +1,64 @@
+//! What a fill ends with, shared by every request that waited for it.
+
+use std::sync::{Arc, Mutex};
+
+use http::StatusCode;
+use s3s::dto::GetObjectOutput;
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::entry::Entry;
+
+/// How a fill ended, shared with every request that waited for it.
+#[derive(Clone)]
+pub enum FillOutcome {
+    /// The whole object was read (and stored unless a write overtook the fill).
+    Cached(Arc<Entry>),
+    /// The object may not be buffered (too large, or not cacheable): the first request to
+    /// take the origin's answer streams it, the others ask the origin themselves.
+    Stream(Arc<Mutex<Option<GetObjectOutput>>>),
+    /// The origin answered with an error, which every waiter gets.
+    Failed(OriginFailure),
+}
+
+/// An origin error, kept so it can be answered to several waiters.
+#[derive(Clone, Debug)]
+pub struct OriginFailure {
+    code: S3ErrorCode,
+    message: Option<String>,
+    status: Option<StatusCode>,
+}
+
+impl OriginFailure {
+    /// The failure `e` stands for.
+    #[must_use]
+    pub fn of(e: &S3Error) -> Self {
+        Self {
+            code: e.code().clone(),
+            message: e.message().map(str::to_owned),
+            status: e.status_code(),
+        }
+    }
+
+    /// An internal error with `message`.
+    #[must_use]
+    pub fn internal(message: String) -> Self {
+        Self {
+            code: S3ErrorCode::InternalError,
+            message: Some(message),
+            status: None,
+        }
+    }
+
+    /// The error to answer a waiter with.
+    #[must_use]
+    pub fn to_error(&self) -> S3Error {
+        let mut e = S3Error::new(self.code.clone());
+        if let Some(m) = &self.message {
+            e.set_message(m.clone());
+        }
+        if let Some(s) = self.status {
+            e.set_status_code(s);
+        }
+        e
+    }
+}

@@ -1,0 +1,102 @@
+//! The engine's side of the tier: lookups that fail open, inserts guarded against the
+//! fill/write race (DESIGN.md §4.2), and invalidations that record a write before anything
+//! else may store the object again.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use super::Engine;
+use crate::entry::Entry;
+use crate::key::CacheKey;
+use crate::tier::{FillToken, Lookup};
+
+/// An object a write changes: its key and, when the write names one, the version.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The object (latest version).
+    pub key: CacheKey,
+    /// The version the write names, if any.
+    pub version: Option<String>,
+}
+
+impl Target {
+    /// The object `bucket`/`key` (version `version`); `None` when the names cannot be cached
+    /// (then nothing was cached under them either).
+    #[must_use]
+    pub fn new(bucket: &str, key: &str, version: Option<&str>) -> Option<Self> {
+        CacheKey::new(bucket, key).ok().map(|key| Self {
+            key,
+            version: version.map(str::to_owned),
+        })
+    }
+}
+
+impl Engine {
+    /// Tier lookup; a failing tier counts as a miss (the origin still answers).
+    pub(super) async fn lookup(&self, key: &CacheKey) -> Lookup {
+        match self.tier.get(key).await {
+            Ok(lookup) => lookup,
+            Err(e) => {
+                self.metrics.tier_error(self.tier.name());
+                debug!(error = %e, %key, "cache lookup failed; reading from origin");
+                Lookup::miss(FillToken::default())
+            }
+        }
+    }
+
+    /// Inserts `entry` if no write to its object was recorded after `snapshot` in this process
+    /// nor, for shared tiers, after `token` was issued in any process.
+    pub(super) async fn store(&self, key: CacheKey, entry: Arc<Entry>, snapshot: u64, token: FillToken) {
+        let Some(_permit) = self.guard.permit_insert(&key, snapshot).await else {
+            self.metrics.fill("raced");
+            debug!(%key, "a write overtook this fill; not storing it");
+            return;
+        };
+        let ttl = self.freshness.retention_for(&key, entry.missing);
+        match self.tier.insert(key.clone(), entry, ttl, token).await {
+            Ok(true) => self.metrics.fill("stored"),
+            Ok(false) => {
+                self.metrics.fill("raced");
+                debug!(%key, "the shared tier saw a newer write; not storing this fill");
+            }
+            Err(e) => {
+                self.metrics.fill("error");
+                self.metrics.tier_error(self.tier.name());
+                debug!(%key, error = %e, "cache insert failed");
+            }
+        }
+    }
+
+    /// Removes what the cache holds for `target` and stops in-flight fills from storing stale
+    /// bytes. Returns the write's sequence number and, when the tier took the invalidation,
+    /// the token a write-through presents (`None` when the tier failed: then nothing is
+    /// written through).
+    pub(super) async fn invalidate(&self, operation: &'static str, target: &Target) -> (u64, Option<FillToken>) {
+        let latest = &target.key;
+        let versioned = target.version.as_deref().map(|v| latest.clone().with_version(Some(v)));
+        let permit = self.guard.begin_write(latest).await;
+        let mut token = None;
+        let keys: Vec<&CacheKey> = versioned.iter().chain(std::iter::once(latest)).collect();
+        // The latest version last: its token is the one a write-through presents.
+        for key in &keys {
+            self.flights.forget(key);
+            token = match self.tier.invalidate(key).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.metrics.tier_error(self.tier.name());
+                    warn!(%key, error = %e, "cache invalidation failed");
+                    None
+                }
+            };
+        }
+        let sequence = permit.sequence;
+        // Peers may take a while to acknowledge: not under the lock, which they may need too.
+        drop(permit);
+        for key in keys {
+            self.tier.announce(key).await;
+        }
+        self.metrics.invalidation(operation);
+        (sequence, token)
+    }
+}
