@@ -30,7 +30,8 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use http_body_util::BodyExt;
-use s3cached::config::{CachePolicy, Credentials, EvictionPolicy};
+use s3cached::auth::Authorizer;
+use s3cached::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
 use s3cached::engine::Engine;
 use s3cached::entry::{Entry, ObjectMeta};
 use s3cached::front::Front;
@@ -272,7 +273,7 @@ fn hit_path(c: &mut Criterion) {
     c.bench_function("hit_path/get_4KiB_presigned", |b| {
         b.iter(|| rt.block_on(call(&service, &template)));
     });
-    let hot = HotPath::new(engine, Some(verifier()), false, None);
+    let hot = HotPath::new(engine, Some(verifier()), authorizer(), None);
     let answer = |hot: &HotPath| {
         let resp = hot.answer(&template.request()).expect("a hot-path hit");
         rt.block_on(resp.into_body().collect())
@@ -283,11 +284,22 @@ fn hit_path(c: &mut Criterion) {
     c.bench_function("hit_path/get_4KiB_presigned_hot_path", |b| b.iter(|| answer(&hot)));
 }
 
-fn verifier() -> Verifier {
-    Verifier::new(&[Credentials {
+fn credentials() -> Credentials {
+    Credentials {
         access_key: ACCESS_KEY.to_owned(),
         secret_key: SECRET_KEY.to_owned(),
-    }])
+    }
+}
+
+fn verifier() -> Verifier {
+    Verifier::new(&[credentials()])
+}
+
+fn authorizer() -> Arc<Authorizer> {
+    Arc::new(Authorizer::new(&ClientAuth {
+        credentials: vec![credentials()],
+        allow_anonymous: false,
+    }))
 }
 
 fn sigv4(c: &mut Criterion) {
@@ -309,7 +321,7 @@ fn sigv4(c: &mut Criterion) {
             query: &query,
             headers: &template.headers,
         };
-        assert!(verifier.verify(&req, SystemTime::now()), "{name}");
+        assert!(verifier.verify(&req, SystemTime::now()).is_some(), "{name}");
         g.bench_function(name, |b| b.iter(|| verifier.verify(black_box(&req), SystemTime::now())));
     }
     g.finish();

@@ -22,6 +22,7 @@ use s3s::path::S3Path;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 
+use crate::auth::{Action, Authorizer, Caller};
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
 use crate::hit_headers::{self, HitView};
 use crate::host::VirtualHosts;
@@ -77,18 +78,19 @@ pub struct HotPath {
     engine: Arc<Engine>,
     counters: Counters,
     verifier: Option<Verifier>,
-    allow_anonymous: bool,
+    authorizer: Arc<Authorizer>,
     hosts: Option<VirtualHosts>,
 }
 
 impl HotPath {
     /// A hot path over `engine`'s tier, accepting signatures by `verifier` (none: signed
-    /// requests always take the full path) and unsigned requests when `allow_anonymous`.
+    /// requests always take the full path), for the reads `authorizer` allows (the same
+    /// authorizer the full path asks).
     #[must_use]
     pub fn new(
         engine: Arc<Engine>,
         verifier: Option<Verifier>,
-        allow_anonymous: bool,
+        authorizer: Arc<Authorizer>,
         hosts: Option<VirtualHosts>,
     ) -> Self {
         let metrics = engine.metrics();
@@ -102,7 +104,7 @@ impl HotPath {
             engine,
             counters,
             verifier,
-            allow_anonymous,
+            authorizer,
             hosts,
         }
     }
@@ -134,10 +136,12 @@ impl HotPath {
         } else {
             Cow::Borrowed(raw_path)
         };
-        if !self.authorized(req.method(), &decoded_path, &query, headers, scan.signed) {
-            return None;
-        }
+        let caller = self.authenticate(req.method(), &decoded_path, &query, headers, scan.signed)?;
         let key = self.object_key(headers, &decoded_path)?;
+        // Authorization before the lookup; a refusal is s3s's to answer, with its own error.
+        self.authorizer
+            .authorize(caller, Action::Read, Some(key.bucket()), Some(key.key()))
+            .ok()?;
         let (entry, tier) = self.engine.fresh_local(&key)?;
         let render = || hit_headers::render(&entry.meta, &HitView::plain(get, scan.checksums))?.complete();
         let mut headers = match (get, scan.checksums) {
@@ -172,29 +176,28 @@ impl HotPath {
         Some(resp)
     }
 
-    fn authorized(
+    /// Who signed the request (anonymous when nothing is signed); `None` when a signature is
+    /// present but this door cannot vouch for it.
+    fn authenticate<'a>(
         &self,
-        method: &Method,
-        decoded_path: &str,
-        query: &[(Cow<'_, str>, Cow<'_, str>)],
-        headers: &HeaderMap,
+        method: &'a Method,
+        decoded_path: &'a str,
+        query: &'a [(Cow<'a, str>, Cow<'a, str>)],
+        headers: &'a HeaderMap,
         authorization_header: bool,
-    ) -> bool {
+    ) -> Option<Caller<'a>> {
         let signed = authorization_header || query.iter().any(|(n, _)| n == "X-Amz-Signature");
         if !signed {
-            return self.allow_anonymous;
+            return Some(Caller::Anonymous);
         }
-        self.verifier.as_ref().is_some_and(|v| {
-            v.verify(
-                &SignedRequest {
-                    method: method.as_str(),
-                    decoded_path,
-                    query,
-                    headers,
-                },
-                SystemTime::now(),
-            )
-        })
+        let request = SignedRequest {
+            method: method.as_str(),
+            decoded_path,
+            query,
+            headers,
+        };
+        let access_key = self.verifier.as_ref()?.verify(&request, SystemTime::now())?;
+        Some(Caller::AccessKey(access_key))
     }
 
     /// The object the request names, parsed as s3s parses it (virtual-hosted style for hosts

@@ -7,6 +7,7 @@
 //! builds a [`config::ServeConfig`] from flags and runs a [`server::Server`].
 
 pub mod admin;
+pub mod auth;
 pub mod conditional;
 pub mod config;
 pub mod engine;

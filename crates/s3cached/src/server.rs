@@ -13,8 +13,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::S3Result;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
@@ -22,6 +20,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::Admin;
+use crate::auth::Authorizer;
 use crate::config::{CachePolicy, ClientAuth, EventsConfig, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
 use crate::engine::freshness::FreshnessRules;
@@ -83,12 +82,18 @@ impl Server {
             return Err(ServeError::NoClientAuth);
         }
         let engine = build_engine(&config).await?;
-        let full = build_service(&config.auth, &config.domains, Front::new(Arc::clone(&engine)))?;
+        let authorizer = Arc::new(Authorizer::new(&config.auth));
+        let full = build_service(
+            &config.auth,
+            &authorizer,
+            &config.domains,
+            Front::new(Arc::clone(&engine)),
+        )?;
         let hot = if config.hot_path {
             Some(HotPath::new(
                 Arc::clone(&engine),
                 (!config.auth.credentials.is_empty()).then(|| Verifier::new(&config.auth.credentials)),
-                config.auth.allow_anonymous,
+                authorizer,
                 (!config.domains.is_empty())
                     .then(|| VirtualHosts::new(&config.domains))
                     .transpose()?,
@@ -356,32 +361,21 @@ impl<F: Future> MapIntoUnit for F {}
 /// The s3s service over `front`, with client authentication and virtual hosts.
 pub(crate) fn build_service(
     auth_config: &ClientAuth,
+    authorizer: &Arc<Authorizer>,
     domains: &[String],
     front: Front,
 ) -> Result<S3Service, ServeError> {
     let mut builder = S3ServiceBuilder::new(front);
-    if !auth_config.credentials.is_empty() {
-        let mut auth = SimpleAuth::new();
-        for c in &auth_config.credentials {
-            auth.register(c.access_key.clone(), c.secret_key.clone().into());
-        }
-        builder.set_auth(auth);
-        if auth_config.allow_anonymous {
-            builder.set_access(AllowAll);
-        }
+    // Always installed, even with no key pair (anonymous reads only): s3s asks the access
+    // hook only when an authenticator is set.
+    let mut auth = SimpleAuth::new();
+    for c in &auth_config.credentials {
+        auth.register(c.access_key.clone(), c.secret_key.clone().into());
     }
+    builder.set_auth(auth);
+    builder.set_access(authorizer.s3s_access());
     if !domains.is_empty() {
         builder.set_host(VirtualHosts::new(domains)?);
     }
     Ok(builder.build())
-}
-
-/// Lets unsigned requests through (only installed with `allow_anonymous`).
-struct AllowAll;
-
-#[async_trait::async_trait]
-impl S3Access for AllowAll {
-    async fn check(&self, _cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        Ok(())
-    }
 }

@@ -65,20 +65,24 @@ impl Verifier {
         }
     }
 
-    /// True when `req` carries a valid SigV4 signature (presigned URL or `Authorization`
-    /// header) by a known access key, dated within bounds of `now`.
+    /// The access key that signed `req`, when it carries a valid SigV4 signature (presigned
+    /// URL or `Authorization` header, not both) by a known access key, dated within bounds of
+    /// `now`; `None` otherwise (s3s then decides).
     #[must_use]
-    pub fn verify(&self, req: &SignedRequest<'_>, now: SystemTime) -> bool {
-        if req.headers.contains_key(http::header::AUTHORIZATION) {
-            self.verify_header(req, now).is_some()
-        } else {
-            self.verify_presigned(req, now).is_some()
+    pub fn verify<'a>(&self, req: &SignedRequest<'a>, now: SystemTime) -> Option<&'a str> {
+        let presigned = req.query.iter().any(|(n, _)| n == "X-Amz-Signature");
+        match (req.headers.contains_key(http::header::AUTHORIZATION), presigned) {
+            (true, false) => self.verify_header(req, now),
+            (false, true) => self.verify_presigned(req, now),
+            // Both kinds at once, or neither: s3s reads such requests its own way.
+            _ => None,
         }
     }
 
-    fn verify_presigned(&self, req: &SignedRequest<'_>, now: SystemTime) -> Option<()> {
-        let get = |name: &str| {
-            let mut values = req.query.iter().filter(|(n, _)| n == name);
+    fn verify_presigned<'a>(&self, req: &SignedRequest<'a>, now: SystemTime) -> Option<&'a str> {
+        let query: &'a [(Cow<'a, str>, Cow<'a, str>)] = req.query;
+        let get = |name: &str| -> Option<&'a str> {
+            let mut values = query.iter().filter(|(n, _)| n == name);
             let first = values.next()?;
             values.next().is_none().then_some(first.1.as_ref())
         };
@@ -106,13 +110,18 @@ impl Verifier {
             }
         }
         let signed_headers: Vec<&str> = get("X-Amz-SignedHeaders")?.split(';').collect();
-        let query = req.query.iter().filter(|(n, _)| n != "X-Amz-Signature");
-        let canonical = canonical_request(req, query, &signed_headers, UNSIGNED_PAYLOAD)?;
-        self.check(&credential, date, &canonical, get("X-Amz-Signature")?)
+        if !strictly_sorted(&signed_headers) {
+            return None;
+        }
+        let unsigned_query = req.query.iter().filter(|(n, _)| n != "X-Amz-Signature");
+        let canonical = canonical_request(req, unsigned_query, &signed_headers, UNSIGNED_PAYLOAD)?;
+        self.check(&credential, date, &canonical, get("X-Amz-Signature")?)?;
+        Some(credential.access_key)
     }
 
-    fn verify_header(&self, req: &SignedRequest<'_>, now: SystemTime) -> Option<()> {
-        let auth = Authorization::parse(req.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?)?;
+    fn verify_header<'a>(&self, req: &SignedRequest<'a>, now: SystemTime) -> Option<&'a str> {
+        let headers: &'a HeaderMap = req.headers;
+        let auth = Authorization::parse(single_header(headers, &http::header::AUTHORIZATION)?)?;
         let date = single_header(req.headers, &X_AMZ_DATE)?;
         let signed_at = parse_amz_date(date)?;
         if !date.starts_with(auth.credential.date) {
@@ -126,10 +135,12 @@ impl Verifier {
         if payload != UNSIGNED_PAYLOAD && payload != EMPTY_SHA256 {
             return None;
         }
-        let mut signed_headers = auth.signed_headers;
-        signed_headers.sort_unstable();
-        let canonical = canonical_request(req, req.query.iter(), &signed_headers, payload)?;
-        self.check(&auth.credential, date, &canonical, auth.signature)
+        if !strictly_sorted(&auth.signed_headers) {
+            return None;
+        }
+        let canonical = canonical_request(req, req.query.iter(), &auth.signed_headers, payload)?;
+        self.check(&auth.credential, date, &canonical, auth.signature)?;
+        Some(auth.credential.access_key)
     }
 
     /// Signs the canonical request with the scope's key and compares with `expected`.
@@ -240,6 +251,12 @@ impl<'a> Authorization<'a> {
             signature,
         })
     }
+}
+
+/// Signed header names in the order SigV4 prescribes, each once: anything else is left to s3s,
+/// which may canonicalize it differently.
+fn strictly_sorted(names: &[&str]) -> bool {
+    names.windows(2).all(|w| w[0] < w[1])
 }
 
 /// The one value of a header, as text.

@@ -12,6 +12,7 @@ use s3s::S3;
 use s3s::dto::{ETag, Metadata, ServerSideEncryption, StorageClass, Timestamp};
 
 use super::*;
+use crate::auth::Authorizer;
 use crate::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
 use crate::entry::{Entry, ObjectMeta};
 use crate::front::Front;
@@ -48,8 +49,9 @@ fn setup(allow_anonymous: bool) -> Setup {
         }],
         allow_anonymous,
     };
-    let full = crate::server::build_service(&auth, &[], Front::new(Arc::clone(&engine))).expect("service");
-    let hot = HotPath::new(Arc::clone(&engine), Some(verifier()), allow_anonymous, None);
+    let authorizer = Arc::new(Authorizer::new(&auth));
+    let full = crate::server::build_service(&auth, &authorizer, &[], Front::new(Arc::clone(&engine))).expect("service");
+    let hot = HotPath::new(Arc::clone(&engine), Some(verifier()), authorizer, None);
     Setup { engine, hot, full }
 }
 
@@ -310,7 +312,11 @@ async fn virtual_hosted_requests_name_the_same_object() {
     let origin = Origin::from_s3(NoOrigin, Arc::clone(&metrics), "none".to_owned());
     let engine = Engine::new(origin, Arc::clone(&tier), metrics, CachePolicy::default());
     let hosts = VirtualHosts::new(&["s3.local".to_owned()]).expect("domain");
-    let hot = HotPath::new(engine, None, true, Some(hosts));
+    let anonymous_reads = ClientAuth {
+        credentials: Vec::new(),
+        allow_anonymous: true,
+    };
+    let hot = HotPath::new(engine, None, Arc::new(Authorizer::new(&anonymous_reads)), Some(hosts));
     tier.insert(
         CacheKey::new("photos", "a/b.jpg").expect("key"),
         Arc::new(Entry::new(rich_meta(3), Bytes::from_static(b"jpg"))),

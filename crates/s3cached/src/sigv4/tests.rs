@@ -80,6 +80,7 @@ fn check(v: &Verifier, req: &http::Request<()>, now: SystemTime) -> bool {
         },
         now,
     )
+    .is_some()
 }
 
 const LOCATIONS: [SignatureLocation; 2] = [SignatureLocation::QueryParams, SignatureLocation::Headers];
