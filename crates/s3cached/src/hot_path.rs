@@ -248,4 +248,6 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
 }
 
 #[cfg(test)]
+mod differential_tests;
+#[cfg(test)]
 mod tests;

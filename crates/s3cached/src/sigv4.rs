@@ -135,10 +135,13 @@ impl Verifier {
         if payload != UNSIGNED_PAYLOAD && payload != EMPTY_SHA256 {
             return None;
         }
-        if !strictly_sorted(&auth.signed_headers) {
+        // s3s sorts the names it is given, and refuses repeated ones.
+        let mut signed_headers = auth.signed_headers;
+        signed_headers.sort_unstable();
+        if !strictly_sorted(&signed_headers) {
             return None;
         }
-        let canonical = canonical_request(req, req.query.iter(), &auth.signed_headers, payload)?;
+        let canonical = canonical_request(req, req.query.iter(), &signed_headers, payload)?;
         self.check(&auth.credential, date, &canonical, auth.signature)?;
         Some(auth.credential.access_key)
     }

@@ -27,13 +27,13 @@ struct NoOrigin;
 
 impl S3 for NoOrigin {}
 
-struct Setup {
-    engine: Arc<Engine>,
-    hot: HotPath,
-    full: S3Service,
+pub(super) struct Setup {
+    pub(super) engine: Arc<Engine>,
+    pub(super) hot: HotPath,
+    pub(super) full: S3Service,
 }
 
-fn setup(allow_anonymous: bool) -> Setup {
+pub(super) fn setup(allow_anonymous: bool) -> Setup {
     let metrics = Arc::new(Metrics::new());
     let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::new(
         64 << 20,
@@ -56,7 +56,7 @@ fn setup(allow_anonymous: bool) -> Setup {
 }
 
 /// Metadata exercising every kind of header value the hot path writes.
-fn rich_meta(size: u64) -> ObjectMeta {
+pub(super) fn rich_meta(size: u64) -> ObjectMeta {
     let mut metadata = Metadata::default();
     metadata.insert("color".into(), "blue".into());
     metadata.insert("note".into(), "two  words".into());
@@ -89,7 +89,7 @@ fn rich_meta(size: u64) -> ObjectMeta {
     }
 }
 
-async fn put(s: &Setup, bucket: &str, key: &str, entry: Entry) {
+pub(super) async fn put(s: &Setup, bucket: &str, key: &str, entry: Entry) {
     let key = CacheKey::new(bucket, key).expect("key");
     s.engine
         .tier()
@@ -99,16 +99,16 @@ async fn put(s: &Setup, bucket: &str, key: &str, entry: Entry) {
 }
 
 /// A five-byte object with rich metadata.
-fn hello() -> Entry {
+pub(super) fn hello() -> Entry {
     Entry::new(rich_meta(5), Bytes::from_static(b"hello"))
 }
 
-fn with_body(req: http::Request<()>) -> http::Request<s3s::Body> {
+pub(super) fn with_body(req: http::Request<()>) -> http::Request<s3s::Body> {
     req.map(|()| s3s::Body::empty())
 }
 
 /// Status, headers (sorted, without Date) and body of an answer.
-async fn parts(resp: HttpResponse) -> (http::StatusCode, Vec<(String, Vec<u8>)>, Bytes) {
+pub(super) async fn parts(resp: HttpResponse) -> (http::StatusCode, Vec<(String, Vec<u8>)>, Bytes) {
     let (head, body) = resp.into_parts();
     let mut headers: Vec<(String, Vec<u8>)> = head
         .headers
@@ -120,7 +120,7 @@ async fn parts(resp: HttpResponse) -> (http::StatusCode, Vec<(String, Vec<u8>)>,
     (head.status, headers, body)
 }
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     SystemTime::now()
 }
 

@@ -27,6 +27,20 @@ pub(crate) fn signed(
     secret: &str,
     at: SystemTime,
 ) -> http::Request<()> {
+    signed_by(ACCESS_KEY, method, path_and_query, location, secret, at, false)
+}
+
+/// Like [`signed`], by `access_key`; `unsigned_payload` names `UNSIGNED-PAYLOAD` as the payload
+/// hash of a header signature (as some clients do for GETs).
+pub(crate) fn signed_by(
+    access_key: &str,
+    method: &str,
+    path_and_query: &str,
+    location: SignatureLocation,
+    secret: &str,
+    at: SystemTime,
+    unsigned_payload: bool,
+) -> http::Request<()> {
     let url = format!("http://{HOST}{path_and_query}");
     let mut req = http::Request::builder()
         .method(method)
@@ -34,7 +48,7 @@ pub(crate) fn signed(
         .header("host", HOST)
         .body(())
         .expect("request");
-    let identity = aws_credential_types::Credentials::new(ACCESS_KEY, secret, None, None, "test").into();
+    let identity = aws_credential_types::Credentials::new(access_key, secret, None, None, "test").into();
     let mut settings = SigningSettings::default();
     // What the S3 clients use: keys are encoded once and paths are not normalized.
     settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -42,7 +56,11 @@ pub(crate) fn signed(
     settings.signature_location = location;
     let body = if location == SignatureLocation::Headers {
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        SignableBody::Bytes(&[])
+        if unsigned_payload {
+            SignableBody::UnsignedPayload
+        } else {
+            SignableBody::Bytes(&[])
+        }
     } else {
         settings.expires_in = Some(Duration::from_secs(300));
         SignableBody::UnsignedPayload
