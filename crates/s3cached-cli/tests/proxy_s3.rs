@@ -9,10 +9,10 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use support::relay::{Relay, Slowdown};
-use support::{
-    RawResponse, S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, get_bytes, put_bytes, send_presigned,
-};
+use s3cached_bench::relay::{Relay, Shaping};
+use support::clients::{RawResponse, get_bytes, put_bytes, send_presigned};
+use support::proxy::S3Cached;
+use support::seaweed::{SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs};
 
 const CLIENT_KEY: &str = "client-key";
 const CLIENT_SECRET: &str = "client-secret";
@@ -27,7 +27,7 @@ fn proxy_for(origin_endpoint: &str, extra: &[&str]) -> S3Cached {
 }
 
 fn origin() -> &'static SeaweedFs {
-    support::shared()
+    support::seaweed::shared()
 }
 
 fn proxy(extra: &[&str]) -> S3Cached {
@@ -531,7 +531,7 @@ async fn wrong_or_missing_credentials_are_rejected() {
             .await
             .is_err()
     );
-    let (status, _) = support::http_get(&format!("{}/{bucket}/secret", p.endpoint()))
+    let (status, _) = support::clients::http_get(&format!("{}/{bucket}/secret", p.endpoint()))
         .await
         .expect("anonymous GET");
     assert_eq!(status, 403, "unsigned requests are refused unless --allow-anonymous");
@@ -544,7 +544,7 @@ async fn anonymous_reads_only_when_enabled() {
     origin()
         .put_object(&bucket, "public.txt", b"hello world".to_vec())
         .await;
-    let (status, body) = support::http_get(&format!("{}/{bucket}/public.txt", p.endpoint()))
+    let (status, body) = support::clients::http_get(&format!("{}/{bucket}/public.txt", p.endpoint()))
         .await
         .expect("GET");
     assert_eq!((status, body.as_str()), (200, "hello world"));
@@ -554,12 +554,10 @@ async fn anonymous_reads_only_when_enabled() {
 async fn concurrent_misses_make_exactly_one_origin_get() {
     let relay = Relay::start(
         format!("127.0.0.1:{}", origin().s3_port()).parse().unwrap(),
-        Slowdown {
-            latency: Duration::from_millis(300),
-            bytes_per_sec: None,
-        },
+        Shaping::latency(Duration::from_millis(300)),
     )
-    .await;
+    .await
+    .expect("start relay");
     let p = proxy_for(&relay.endpoint(), &[]);
     let bucket = origin().new_bucket("singleflight").await;
     let body = pattern(256 * 1024, 4);
@@ -588,12 +586,10 @@ async fn a_slow_fill_of_the_old_object_never_overwrites_a_newer_put() {
     // long enough for a PUT of the new version to finish in between.
     let relay = Relay::start(
         format!("127.0.0.1:{}", origin().s3_port()).parse().unwrap(),
-        Slowdown {
-            latency: Duration::from_millis(20),
-            bytes_per_sec: Some(2 << 20),
-        },
+        Shaping::latency(Duration::from_millis(20)).with_bandwidth(2 << 20),
     )
-    .await;
+    .await
+    .expect("start relay");
     let p = proxy_for(&relay.endpoint(), &[]);
     let bucket = origin().new_bucket("race").await;
     let c = client(&p);
@@ -739,12 +735,10 @@ async fn objects_above_the_size_limit_stream_through_uncached() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let relay = Relay::start(
         format!("127.0.0.1:{}", origin().s3_port()).parse().unwrap(),
-        Slowdown {
-            latency: Duration::from_millis(1500),
-            bytes_per_sec: None,
-        },
+        Shaping::latency(Duration::from_millis(1500)),
     )
-    .await;
+    .await
+    .expect("start relay");
     let mut p = proxy_for(&relay.endpoint(), &[]);
     let bucket = origin().new_bucket("shutdown").await;
     let body = pattern(50_000, 6);
