@@ -11,6 +11,7 @@
 //! - [`cli_tools`]: the aws cli and Python (boto3/botocore) from the test virtualenv.
 //! - [`metrics`]: reading s3cached's `/metrics`.
 //! - [`events`]: S3 notification records and webhook posts for the `events_*` tests.
+//! - [`proxy_s3`]: s3cached over SeaweedFS and origin-vs-cache comparisons for `proxy_s3*`.
 //! - [`process`]: child processes, their logs, waiting for a server to answer.
 //! - [`util`]: free ports, tool lookup, unique names, temporary directories, sync-to-async.
 //!
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod moto;
 pub mod process;
 pub mod proxy;
+pub mod proxy_s3;
 pub mod redis;
 pub mod seaweed;
 pub mod util;
