@@ -1,7 +1,6 @@
 //! The `s3cached` executable: parses flags (with `S3CACHED_*` environment fallbacks), sets up
 //! logging and runs a subcommand. All behaviour lives in the `s3cached` library.
 
-mod bench;
 mod serve_args;
 mod warm_args;
 
@@ -47,7 +46,7 @@ enum Command {
     Warm(Box<warm_args::WarmArgs>),
     /// Measure an origin and s3cached side by side (classic or load mode); writes a table,
     /// JSON and an SVG chart.
-    Bench(Box<bench::BenchArgs>),
+    Bench(Box<s3cached_bench::BenchArgs>),
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
@@ -79,7 +78,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve_args::run(*args).await,
             Command::Warm(args) => warm_args::run(*args).await,
-            Command::Bench(args) => bench::run(*args).await,
+            Command::Bench(args) => s3cached_bench::run(*args).await,
         }
     });
     match result {

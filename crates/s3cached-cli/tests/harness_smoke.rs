@@ -6,7 +6,10 @@ mod support;
 use std::collections::BTreeSet;
 
 use aws_sdk_s3::primitives::ByteStream;
-use support::{S3Cached, SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, metric_sum, shared, unique_bucket};
+use support::metrics::metric_sum;
+use support::proxy::S3Cached;
+use support::seaweed::{SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, shared};
+use support::util::unique_bucket;
 
 #[tokio::test]
 async fn shared_seaweedfs_puts_and_gets_an_object() {
@@ -87,7 +90,7 @@ async fn shared_seaweedfs_is_shared_and_isolates_buckets() {
 #[tokio::test]
 async fn seaweedfs_rejects_wrong_credentials() {
     let seaweed = shared();
-    let client = support::s3_client(&seaweed.endpoint(), SEAWEED_ACCESS_KEY, "not-the-secret");
+    let client = support::clients::s3_client(&seaweed.endpoint(), SEAWEED_ACCESS_KEY, "not-the-secret");
     let err = client
         .list_buckets()
         .send()
@@ -121,9 +124,9 @@ fn own_seaweedfs_instance_stops_and_cleans_up() {
 
 #[test]
 fn free_ports_are_not_handed_out_twice() {
-    let ports: BTreeSet<u16> = (0..200).map(|_| support::free_port()).collect();
+    let ports: BTreeSet<u16> = (0..200).map(|_| support::util::free_port()).collect();
     assert_eq!(ports.len(), 200);
-    let (a, b) = support::free_port_pair(10000);
+    let (a, b) = support::util::free_port_pair(10000);
     assert_eq!(b, a + 10000);
     assert!(!ports.contains(&a) && !ports.contains(&b));
 }
@@ -215,9 +218,12 @@ async fn s3cached_starts_in_front_of_seaweedfs() {
     );
 
     let client = proxy.client("smoke-client", "smoke-client-secret");
-    support::put_bytes(&client, &bucket, "through", b"via s3cached").await;
+    support::clients::put_bytes(&client, &bucket, "through", b"via s3cached").await;
     for _ in 0..2 {
-        assert_eq!(support::get_bytes(&client, &bucket, "through").await, b"via s3cached");
+        assert_eq!(
+            support::clients::get_bytes(&client, &bucket, "through").await,
+            b"via s3cached"
+        );
     }
     // The object reached the origin.
     let direct = seaweed
@@ -230,7 +236,7 @@ async fn s3cached_starts_in_front_of_seaweedfs() {
         .expect("HeadObject on SeaweedFS");
     assert_eq!(direct.content_length(), Some(12));
 
-    let samples = support::parse_metrics(&proxy.metrics_text().await);
+    let samples = support::metrics::parse_metrics(&proxy.metrics_text().await);
     assert!(
         samples.iter().any(|s| s.name.starts_with("s3cached_")),
         "no s3cached_ metric in /metrics"

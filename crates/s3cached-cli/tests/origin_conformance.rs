@@ -5,7 +5,7 @@ mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use support::S3Cached;
+use support::proxy::S3Cached;
 
 const CLIENT_KEY: &str = "conformance-key";
 const CLIENT_SECRET: &str = "conformance-secret";
@@ -88,7 +88,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(support::get_bytes(&c, bucket, "dir/a.txt").await, b"alpha-2");
+    assert_eq!(support::clients::get_bytes(&c, bucket, "dir/a.txt").await, b"alpha-2");
     c.put_object()
         .bucket(bucket)
         .key("dir/b.txt")
@@ -96,7 +96,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .unwrap();
-    let _ = support::get_bytes(&c, bucket, "dir/b.txt").await;
+    let _ = support::clients::get_bytes(&c, bucket, "dir/b.txt").await;
     c.copy_object()
         .bucket(bucket)
         .key("dir/b.txt")
@@ -104,7 +104,7 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
         .send()
         .await
         .expect("copy");
-    assert_eq!(support::get_bytes(&c, bucket, "dir/b.txt").await, b"alpha-2");
+    assert_eq!(support::clients::get_bytes(&c, bucket, "dir/b.txt").await, b"alpha-2");
     let listed = c
         .list_objects_v2()
         .bucket(bucket)
@@ -139,12 +139,12 @@ async fn run_suite(p: &S3Cached, bucket: &str) {
 
 #[tokio::test]
 async fn seaweedfs_origin() {
-    let origin = support::shared();
+    let origin = support::seaweed::shared();
     let p = S3Cached::builder()
         .origin(&origin.endpoint())
         .args(client_args())
         .start();
-    run_suite(&p, &support::unique_bucket("conf-seaweed")).await;
+    run_suite(&p, &support::util::unique_bucket("conf-seaweed")).await;
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn local_directory_origin() {
         .args(["--local-dir", "data"])
         .args(client_args())
         .start();
-    run_suite(&p, &support::unique_bucket("conf-local")).await;
+    run_suite(&p, &support::util::unique_bucket("conf-local")).await;
     assert!(
         p.dir().join("data").is_dir(),
         "the local origin lives in the configured directory"

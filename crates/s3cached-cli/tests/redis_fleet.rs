@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use support::clients::{put_bytes, try_get_bytes as get};
+use support::proxy::S3Cached;
 use support::redis::{RedisCluster, RedisServer};
-use support::{S3Cached, put_bytes, try_get_bytes as get};
 
 const KEY: &str = "fleet-key";
 const SECRET: &str = "fleet-secret";
 
 fn proxy(extra: &[&str]) -> S3Cached {
-    let origin = support::shared();
+    let origin = support::seaweed::shared();
     S3Cached::builder()
         .origin(&origin.endpoint())
         .client_credentials(KEY, SECRET)
@@ -27,7 +28,7 @@ fn proxy(extra: &[&str]) -> S3Cached {
 async fn wait_healthy(p: &S3Cached) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, body) = support::http_get(&format!("{}/health", p.admin_endpoint()))
+        let (_, body) = support::clients::http_get(&format!("{}/health", p.admin_endpoint()))
             .await
             .expect("health");
         if body.contains(r#""status":"ok""#) {
@@ -61,7 +62,7 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     wait_healthy(&b).await;
     // Both processes must know each other before writes wait for acknowledgements.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bucket = support::shared().new_bucket("fleet").await;
+    let bucket = support::seaweed::shared().new_bucket("fleet").await;
     let (ca, cb) = (a.client(KEY, SECRET), b.client(KEY, SECRET));
     put_bytes(&ca, &bucket, "doc", b"v-initial").await;
 
@@ -108,7 +109,7 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
 async fn python_reads_the_object_at_bucket_colon_key() {
     let redis = RedisServer::start();
     let p = proxy(&["--tier", "redis", "--redis-url", &redis.url()]);
-    let bucket = support::shared().new_bucket("pyread").await;
+    let bucket = support::seaweed::shared().new_bucket("pyread").await;
     let c = p.client(KEY, SECRET);
     let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
     put_bytes(&c, &bucket, "catalog/channels.json", body.clone()).await;
@@ -120,7 +121,7 @@ if value is None:
     sys.exit("no value at bucket:key")
 print(value.hex())
 "#;
-    let out = std::process::Command::new(support::venv_bin("python"))
+    let out = std::process::Command::new(support::util::venv_bin("python"))
         .args(["-c", script])
         .env("PORT", redis.port().to_string())
         .env("BUCKET", &bucket)
@@ -145,7 +146,7 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
         "--redis-timeout",
         "100ms",
     ]);
-    let bucket = support::shared().new_bucket("killredis").await;
+    let bucket = support::seaweed::shared().new_bucket("killredis").await;
     let c = p.client(KEY, SECRET);
     for i in 0..5 {
         put_bytes(&c, &bucket, &format!("k{i}"), vec![b'a' + i as u8; 2048]).await;
@@ -181,7 +182,7 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, health) = support::http_get(&format!("{}/health", p.admin_endpoint()))
+    let (_, health) = support::clients::http_get(&format!("{}/health", p.admin_endpoint()))
         .await
         .unwrap();
     assert!(health.contains("degraded"), "health while Redis is down: {health}");
@@ -218,7 +219,7 @@ async fn a_cluster_failover_fails_no_request() {
         "--redis-timeout",
         "250ms",
     ]);
-    let bucket = support::shared().new_bucket("failover").await;
+    let bucket = support::seaweed::shared().new_bucket("failover").await;
     let c = p.client(KEY, SECRET);
     for i in 0..20 {
         put_bytes(&c, &bucket, &format!("k{i}"), format!("value-{i}").into_bytes()).await;
@@ -276,7 +277,7 @@ async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
     wait_healthy(&a).await;
     wait_healthy(&b).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bucket = support::shared().new_bucket("contend").await;
+    let bucket = support::seaweed::shared().new_bucket("contend").await;
     let mut writers = Vec::new();
     for (name, p) in [("a", &a), ("b", &b)] {
         let (c, bucket) = (p.client(KEY, SECRET), bucket.clone());
@@ -299,7 +300,9 @@ async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
             "writers waited out an ack timeout"
         );
     }
-    let truth = get(&support::shared().client(), &bucket, "same").await.unwrap();
+    let truth = get(&support::seaweed::shared().client(), &bucket, "same")
+        .await
+        .unwrap();
     assert_eq!(get(&a.client(KEY, SECRET), &bucket, "same").await.unwrap(), truth);
     assert_eq!(get(&b.client(KEY, SECRET), &bucket, "same").await.unwrap(), truth);
     eprintln!("80 contending writes took {elapsed:?}");

@@ -3,18 +3,23 @@
 //! delivers them. Killed when its handle drops.
 //!
 //! moto accepts any credentials; tests sign with [`MOTO_ACCESS_KEY`] / [`MOTO_SECRET_KEY`] in
-//! [`super::REGION`].
+//! [`super::REGION`]. The SQS helpers below make queues, point bucket notifications at them
+//! and watch their depth.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Region};
+use std::time::Instant;
 
-use super::{
-    REGION, free_port, log_file, log_tail, make_temp_dir, s3_client, signal, spawn_tied_to_process, timeout_from_env,
-    wait_for_http_200, wait_with_timeout,
-};
+use aws_sdk_s3::config::{BehaviorVersion, Region};
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::REGION;
+use super::clients::s3_client;
+use super::process::{log_file, log_tail, signal, spawn_tied_to_process, wait_for_http_200, wait_with_timeout};
+use super::util::{free_port, make_temp_dir, timeout_from_env, venv_bin};
 
 /// Access key for moto (it accepts anything).
 pub const MOTO_ACCESS_KEY: &str = "testing";
@@ -37,7 +42,7 @@ impl Moto {
     /// Starts moto on a free port and waits until it answers HTTP. Blocks; callable from sync and
     /// async tests.
     pub fn start() -> Moto {
-        let python = super::venv_bin("python");
+        let python = venv_bin("python");
         let port = free_port();
         let dir = make_temp_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "moto");
         let log_path = dir.join("moto.log");
@@ -136,5 +141,93 @@ impl Drop for Moto {
             let _ = wait_with_timeout(&mut child, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates `bucket` and `queue` in moto and points the bucket's notifications for created and
+/// removed objects at the queue. Returns the queue URL.
+pub async fn bucket_notifying_queue(moto: &Moto, bucket: &str, queue: &str) -> String {
+    let (s3, sqs) = (moto.s3(), moto.sqs());
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket in moto");
+    let queue_url = create_queue(moto, queue, None).await;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes QueueArn")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("a QueueArn attribute");
+    let config = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id("s3cached-events")
+                .queue_arn(arn)
+                .events(Event::S3ObjectCreated)
+                .events(Event::S3ObjectRemoved)
+                .build()
+                .expect("queue configuration"),
+        )
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(config)
+        .send()
+        .await
+        .expect("PutBucketNotificationConfiguration");
+    queue_url
+}
+
+pub async fn create_queue(moto: &Moto, name: &str, visibility_timeout_secs: Option<u32>) -> String {
+    let mut create = moto.sqs().create_queue().queue_name(name);
+    if let Some(secs) = visibility_timeout_secs {
+        create = create.attributes(QueueAttributeName::VisibilityTimeout, secs.to_string());
+    }
+    create
+        .send()
+        .await
+        .expect("CreateQueue in moto")
+        .queue_url
+        .expect("a queue URL")
+}
+
+/// Messages in the queue: (visible, in flight).
+pub async fn queue_depth(moto: &Moto, queue_url: &str) -> (u64, u64) {
+    let attrs = moto
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes
+        .unwrap_or_default();
+    let get = |name: &QueueAttributeName| attrs.get(name).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    (
+        get(&QueueAttributeName::ApproximateNumberOfMessages),
+        get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+pub async fn wait_queue_empty(moto: &Moto, queue_url: &str, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let depth = queue_depth(moto, queue_url).await;
+        if depth == (0, 0) {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "queue still holds (visible, in flight) = {depth:?} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{free_port_pair, log_file, log_tail, make_temp_dir, signal, spawn_tied_to_process, wait_with_timeout};
+use super::process::{log_file, log_tail, signal, spawn_tied_to_process, wait_with_timeout};
+use super::util::{free_port_pair, make_temp_dir, venv_bin};
 
 /// Which server binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub enum Flavor {
 
 fn binary(flavor: Flavor) -> PathBuf {
     match flavor {
-        Flavor::Redis => super::venv_bin("redis-server"),
+        Flavor::Redis => venv_bin("redis-server"),
         Flavor::Valkey => {
             let venv = std::env::var("S3CACHED_TEST_VENV").unwrap_or_else(|_| ".venv".to_owned());
             let lib = Path::new(&venv).join("lib");
@@ -124,7 +125,7 @@ impl RedisServer {
 
     /// Runs `redis-cli -p PORT args…` and returns its standard output ("" when it fails).
     pub fn cli(&self, args: &[&str]) -> String {
-        Command::new(super::venv_bin("redis-cli"))
+        Command::new(venv_bin("redis-cli"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .stdin(Stdio::null())
@@ -193,7 +194,7 @@ impl RedisCluster {
             replicas.to_string(),
             "--cluster-yes".to_owned(),
         ]);
-        let out = Command::new(super::venv_bin("redis-cli"))
+        let out = Command::new(venv_bin("redis-cli"))
             .args(&args)
             .stdin(Stdio::null())
             .output()

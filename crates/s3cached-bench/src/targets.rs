@@ -26,11 +26,11 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::client::Endpoint;
-use super::metrics::MetricsSource;
-use super::plan::{Keys, Plan, Tier};
-use super::relay::Relay;
-use super::workload::SplitMix;
+use crate::client::Endpoint;
+use crate::metrics::MetricsSource;
+use crate::plan::{Keys, Plan, Tier};
+use crate::relay::{Relay, Shaping};
+use crate::workload::SplitMix;
 
 /// Worker threads of the embedded servers' runtime.
 const SERVER_THREADS: usize = 2;
@@ -163,9 +163,9 @@ impl Targets {
             None => (origin_url, description),
             Some(latency) => {
                 let target = Endpoint::resolve(&origin_url).await?.addr;
-                let seed = plan.seed;
+                let shaping = Shaping::latency(latency.base).with_jitter(latency.jitter, plan.seed);
                 let r = handle
-                    .spawn(async move { Relay::start(target, latency, seed).await })
+                    .spawn(async move { Relay::start(target, shaping).await })
                     .await
                     .context("relay task failed")?
                     .context("cannot start the latency relay")?;

@@ -1,10 +1,11 @@
-//! Reads s3cached's Prometheus text (`/metrics`) and turns two snapshots into the counters a
-//! step moved: hits and misses per tier, origin GETs, single-flight waits.
+//! Reads s3cached's `/metrics` ([`crate::prometheus_text`]) and turns two snapshots into the
+//! counters a step moved: hits and misses per tier, origin GETs, single-flight waits.
 
 use http::uri::PathAndQuery;
 use serde::Serialize;
 
-use super::client::{Conn, Endpoint};
+use crate::client::{Conn, Endpoint};
+use crate::prometheus_text::Exposition;
 
 /// Where a cache's metrics are read.
 #[derive(Debug, Clone)]
@@ -36,84 +37,10 @@ impl MetricsSource {
     ///
     /// # Errors
     /// When the endpoint does not answer.
-    pub async fn snapshot(&self) -> anyhow::Result<Snapshot> {
+    pub async fn snapshot(&self) -> anyhow::Result<Exposition> {
         let text = Conn::new(self.endpoint.clone()).get_text(&self.path).await?;
-        Ok(Snapshot::parse(&text))
+        Ok(Exposition::parse(&text))
     }
-}
-
-/// Label pairs of one series.
-type Labels = Vec<(String, String)>;
-
-/// Counter values by series (`name{labels}`).
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    series: Vec<(String, Labels, f64)>,
-}
-
-impl Snapshot {
-    /// Parses Prometheus text exposition format (comments and malformed lines are skipped).
-    pub fn parse(text: &str) -> Self {
-        let mut series = Vec::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((head, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let (name, labels) = match head.split_once('{') {
-                Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
-                None => (head, Vec::new()),
-            };
-            series.push((name.to_owned(), labels, value));
-        }
-        Self { series }
-    }
-
-    /// Sum of `name` over series whose labels include every `(key, value)` of `filter`.
-    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
-        self.series
-            .iter()
-            .filter(|(n, labels, _)| {
-                n == name
-                    && filter
-                        .iter()
-                        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
-    }
-
-    /// Values of `label` that `name` has series for.
-    pub fn label_values(&self, name: &str, label: &str) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .series
-            .iter()
-            .filter(|(n, _, _)| n == name)
-            .filter_map(|(_, labels, _)| labels.iter().find(|(k, _)| k == label).map(|(_, v)| v.clone()))
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-fn parse_labels(s: &str) -> Labels {
-    let mut out = Vec::new();
-    for part in s.split("\",") {
-        if let Some((k, v)) = part.split_once('=') {
-            out.push((
-                k.trim().trim_start_matches(',').to_owned(),
-                v.trim().trim_matches('"').to_owned(),
-            ));
-        }
-    }
-    out
 }
 
 /// Hits and misses of one tier during a step.
@@ -142,9 +69,9 @@ pub struct Delta {
 
 impl Delta {
     /// `after - before`.
-    pub fn between(before: &Snapshot, after: &Snapshot) -> Self {
+    pub fn between(before: &Exposition, after: &Exposition) -> Self {
         let d = |name: &str, filter: &[(&str, &str)]| {
-            let v = after.sum(name, filter) - before.sum(name, filter);
+            let v = after.sum(name, filter).unwrap_or(0.0) - before.sum(name, filter).unwrap_or(0.0);
             if v > 0.0 { v.round() as u64 } else { 0 }
         };
         let mut names = after.label_values("s3cached_cache_hits_total", "tier");
@@ -202,7 +129,7 @@ s3cached_singleflight_waits_total 1
 
     #[test]
     fn delta_of_two_snapshots() {
-        let d = Delta::between(&Snapshot::parse(BEFORE), &Snapshot::parse(AFTER));
+        let d = Delta::between(&Exposition::parse(BEFORE), &Exposition::parse(AFTER));
         assert_eq!(d.tiers.len(), 1);
         assert_eq!(d.tiers[0].tier, "memory");
         assert_eq!(d.tiers[0].hits, 90);

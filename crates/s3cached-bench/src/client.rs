@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use super::plan::Keys;
+use crate::plan::Keys;
 
 /// Longest a single measured request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use s3cached::size::ByteSize;
 
-use super::BenchArgs;
+use crate::BenchArgs;
 
 /// Largest object count of a classic run.
 const MAX_OBJECTS: u64 = 100_000;

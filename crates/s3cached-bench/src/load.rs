@@ -15,13 +15,13 @@ use s3cached::size::ByteSize;
 use serde::Serialize;
 use tokio::sync::Barrier;
 
-use super::client::{self, CacheStatus, Conn, Endpoint, UrlSet};
-use super::metrics::Delta;
-use super::plan::{Capacity, Load, Plan, Popularity};
-use super::progress::Progress;
-use super::stats::LatencyStats;
-use super::targets::Targets;
-use super::workload::{KeyPicker, SplitMix};
+use crate::client::{self, CacheStatus, Conn, Endpoint, UrlSet};
+use crate::metrics::Delta;
+use crate::plan::{Capacity, Load, Plan, Popularity};
+use crate::progress::Progress;
+use crate::stats::LatencyStats;
+use crate::targets::Targets;
+use crate::workload::{KeyPicker, SplitMix};
 
 /// Upper bound of requests one connection makes in one step.
 pub const MAX_REQUESTS_PER_WORKER: u64 = 5_000_000;
@@ -122,7 +122,7 @@ struct Raw {
 /// # Errors
 /// Set-up failures; failed requests are counted, not fatal.
 pub async fn run(plan: &Plan, l: &Load, env: &Targets, progress: &Progress) -> anyhow::Result<LoadResult> {
-    let run_id = super::classic::run_id();
+    let run_id = crate::classic::run_id();
     let origin_sdk = client::sdk(&env.origin.url, &env.origin.keys, &plan.region);
     client::ensure_bucket(&origin_sdk, &plan.bucket).await?;
     let origin_endpoint = Endpoint::resolve(&env.origin.url).await?;

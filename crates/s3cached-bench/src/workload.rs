@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::plan::Popularity;
+use crate::plan::Popularity;
 
 /// SplitMix64: tiny, fast, and good enough to pick keys and jitter (not for secrets).
 #[derive(Debug, Clone)]

@@ -1,13 +1,18 @@
-//! `s3cached bench`: measures an origin and s3cached side by side.
+//! `s3cached bench`: measures an origin and s3cached side by side. The `s3cached` binary's
+//! `bench` subcommand is [`BenchArgs`] and [`run`].
 //!
-//! This module owns the command's flags, their validation into a [`plan::Plan`], and the
-//! order of a run: set up the targets ([`targets`]), run the mode ([`classic`] or [`load`]),
-//! then write the terminal table, the JSON file and the SVG chart ([`report`], [`svg`]).
+//! This crate owns the command's flags, their validation into a [`Plan`], and the order of a
+//! run: set up the targets (`targets`), run the mode (`classic` or `load`), then write the
+//! terminal table, the JSON file and the SVG chart (`report`, `svg`).
 //!
 //! By default everything runs inside this process: a local origin (s3s-fs in a temporary
 //! directory, served over HTTP on loopback), optionally behind a delaying TCP relay
 //! ([`relay`]), and one embedded s3cached per compared tier. `--origin-endpoint` and
 //! `--cache-endpoint` point the run at servers that are already running instead.
+//!
+//! Two modules are public because the `s3cached` integration tests use them too: the
+//! [`relay`] (origin latency and bandwidth emulation) and the Prometheus text parser
+//! ([`prometheus_text`]).
 
 mod classic;
 mod client;
@@ -15,7 +20,8 @@ mod load;
 mod metrics;
 mod plan;
 mod progress;
-mod relay;
+pub mod prometheus_text;
+pub mod relay;
 mod report;
 mod stats;
 mod svg;

@@ -1,5 +1,5 @@
 //! The results of a run as one document: the terminal table and the JSON file. The chart
-//! ([`super::svg`]) reads the same document.
+//! ([`crate::svg`]) reads the same document.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,10 +8,10 @@ use anyhow::Context;
 use s3cached::size::ByteSize;
 use serde::Serialize;
 
-use super::classic::ClassicResult;
-use super::load::LoadResult;
-use super::plan::Plan;
-use super::targets::Targets;
+use crate::classic::ClassicResult;
+use crate::load::LoadResult;
+use crate::plan::Plan;
+use crate::targets::Targets;
 
 /// What a mode produced.
 pub enum Results {
@@ -169,7 +169,7 @@ impl Document {
             "{:<16} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "series (ms)", "count", "avg", "min", "p50", "p90", "p99", "p99.9", "max"
         );
-        let mut row = |name: &str, s: &super::stats::LatencyStats| {
+        let mut row = |name: &str, s: &crate::stats::LatencyStats| {
             let _ = writeln!(
                 out,
                 "{:<16} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

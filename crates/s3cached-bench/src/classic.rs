@@ -8,12 +8,12 @@
 
 use serde::Serialize;
 
-use super::client::{self, CacheStatus, Conn, Endpoint, UrlSet};
-use super::metrics::Delta;
-use super::plan::{Classic, Plan};
-use super::progress::Progress;
-use super::stats::{LatencyStats, improvement_pct};
-use super::targets::Targets;
+use crate::client::{self, CacheStatus, Conn, Endpoint, UrlSet};
+use crate::metrics::Delta;
+use crate::plan::{Classic, Plan};
+use crate::progress::Progress;
+use crate::stats::{LatencyStats, improvement_pct};
+use crate::targets::Targets;
 
 /// Memory capacity of the embedded cache in classic mode: room for every object.
 const MIN_CAPACITY: u64 = 256 << 20;

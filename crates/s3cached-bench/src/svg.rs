@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use s3cached::size::ByteSize;
 
-use super::report::Document;
-use super::stats::LatencyStats;
+use crate::report::Document;
+use crate::stats::LatencyStats;
 
 const WIDTH: f64 = 960.0;
 const PANEL_HEIGHT: f64 = 380.0;
