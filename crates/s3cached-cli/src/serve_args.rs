@@ -38,6 +38,11 @@ CLIENT CREDENTIALS:
   --access-key/--secret-key, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in development mode
   with neither, the fixed pair s3cached / s3cached-dev-secret.")]
 pub struct ServeArgs {
+    /// Read settings from this TOML file: keys are these flags' names without the leading `--`
+    /// (see examples/s3cached.toml). Flags and environment variables win over the file.
+    #[arg(long, env = "S3CACHED_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Address of the S3 endpoint.
     #[arg(long, env = "S3CACHED_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -264,6 +269,9 @@ fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
 impl ServeArgs {
     /// The library configuration these flags describe.
     pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        if let Some(path) = &self.config {
+            info!(path = %path.display(), "settings from config file");
+        }
         let endpoint = self.origin_endpoint.or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
         let region = self
             .origin_region
