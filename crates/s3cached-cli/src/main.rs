@@ -1,12 +1,14 @@
 //! The `s3cached` executable: parses flags (with `S3CACHED_*` environment fallbacks), sets up
 //! logging and runs a subcommand. All behaviour lives in the `s3cached` library.
 
+mod config_file;
 mod serve_args;
 mod warm_args;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use config_file::CliError;
 use tracing_subscriber::EnvFilter;
 
 /// Every request allocates a few small, short-lived buffers (headers, signatures, bodies);
@@ -62,7 +64,14 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config_file::try_parse_from::<Cli>(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(CliError::Clap(e)) => e.exit(),
+        Err(CliError::File(e)) => {
+            eprintln!("s3cached: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = init_logging(&cli.log_level, cli.log_format) {
         eprintln!("s3cached: {e:#}");
         return ExitCode::from(2);

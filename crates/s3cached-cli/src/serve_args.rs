@@ -33,6 +33,11 @@ CLIENT CREDENTIALS:
   --access-key/--secret-key, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in development mode
   with neither, the fixed pair s3cached / s3cached-dev-secret.")]
 pub struct ServeArgs {
+    /// Read settings from this TOML file: keys are these flags' names without the leading `--`
+    /// (see examples/s3cached.toml). Flags and environment variables win over the file.
+    #[arg(long, env = "S3CACHED_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Address of the S3 endpoint.
     #[arg(long, env = "S3CACHED_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -107,7 +112,7 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_TTL", default_value = "5m")]
     ttl: String,
 
-    /// Per-prefix lifetime, `BUCKET/PREFIX=DURATION` (ms, s, m, h, d) or `=none` to pin;
+    /// Per-prefix lifetime, `BUCKET/PREFIX=DURATION` (e.g. media/thumbs/=1h30m) or `=none` to pin;
     /// repeatable; the longest matching prefix wins over --ttl.
     #[arg(long = "ttl-rule", env = "S3CACHED_TTL_RULES", value_delimiter = ',')]
     ttl_rules: Vec<TtlRule>,
@@ -259,6 +264,9 @@ fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
 impl ServeArgs {
     /// The library configuration these flags describe.
     pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        if let Some(path) = &self.config {
+            info!(path = %path.display(), "settings from config file");
+        }
         let endpoint = self.origin_endpoint.or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
         let region = self
             .origin_region
@@ -458,5 +466,42 @@ mod tests {
         assert_eq!(parse_ttl("90s").unwrap(), Some(Duration::from_secs(90)));
         assert!(parse_ttl("0s").is_err());
         assert!(parse_ttl("soon").is_err());
+        assert_eq!(parse_ttl("1h30m").unwrap(), Some(Duration::from_secs(5400)));
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(args: &[&str]) -> anyhow::Result<ServeConfig> {
+        use clap::Parser;
+        let argv = ["s3cached", "--local-dir", "/nonexistent", "--allow-anonymous"];
+        let cli = Cli::try_parse_from(argv.iter().chain(args))?;
+        cli.serve.into_config()
+    }
+
+    #[test]
+    fn ttl_rules_take_humantime_durations() {
+        let c = config(&["--ttl-rule", "bkt/=1h30m", "--ttl-rule", "bkt/a/=none,bkt/b/=2d 12h"]).unwrap();
+        let rules: Vec<_> = c.policy.ttl_rules.iter().map(|r| (r.prefix.as_str(), r.ttl)).collect();
+        assert_eq!(
+            rules,
+            [
+                ("", Some(Duration::from_secs(5400))),
+                ("a/", None),
+                ("b/", Some(Duration::from_secs(60 * 3600)))
+            ]
+        );
+        assert!(config(&["--ttl-rule", "bkt/=0s"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_any_case_and_decimals() {
+        let c = config(&["--memory-capacity", "1gb", "--max-object-size", "1.5MiB"]).unwrap();
+        assert_eq!(c.memory.capacity, 1_000_000_000);
+        assert_eq!(c.policy.max_object_size, 3 << 19);
+        assert!(config(&["--memory-capacity", "lots"]).is_err());
     }
 }

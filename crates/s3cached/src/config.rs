@@ -108,23 +108,31 @@ pub struct TtlRule {
 
 /// A `--ttl-rule` that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid TTL rule {0:?}: expected BUCKET/PREFIX=DURATION, e.g. media/thumbs/=300s or media/=none")]
+#[error(
+    "invalid TTL rule {0:?}: expected BUCKET/PREFIX=DURATION with a positive duration, e.g. media/thumbs/=300s, \
+     media/=1h30m or media/=none"
+)]
 pub struct TtlRuleError(pub String);
 
 impl std::str::FromStr for TtlRule {
     type Err = TtlRuleError;
 
-    /// `bucket/prefix=300s`, `bucket=1h`, `bucket/pinned/=none`. Durations take `ms`, `s`,
-    /// `m`, `h` or `d`.
+    /// `bucket/prefix=300s`, `bucket=1h30m`, `bucket/pinned/=none`. Durations are
+    /// [`humantime`]'s (`500ms`, `30s`, `5m`, `1h30m`, `2d`, …) and must be positive.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || TtlRuleError(s.to_owned());
         let (path, ttl) = s.rsplit_once('=').ok_or_else(err)?;
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
         crate::key::validate_bucket(bucket).map_err(|_| err())?;
-        let ttl = if ttl.trim().eq_ignore_ascii_case("none") {
+        let ttl = ttl.trim();
+        let ttl = if ttl.eq_ignore_ascii_case("none") {
             None
         } else {
-            Some(parse_duration(ttl).ok_or_else(err)?)
+            let d = humantime::parse_duration(ttl).map_err(|_| err())?;
+            if d.is_zero() {
+                return Err(err());
+            }
+            Some(d)
         };
         Ok(Self {
             bucket: bucket.to_owned(),
@@ -132,22 +140,6 @@ impl std::str::FromStr for TtlRule {
             ttl,
         })
     }
-}
-
-fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        "d" => Duration::from_secs(n.checked_mul(86_400)?),
-        _ => return None,
-    };
-    (!d.is_zero()).then_some(d)
 }
 
 impl CachePolicy {
@@ -413,7 +405,27 @@ mod tests {
         assert_eq!((r.prefix.as_str(), r.ttl), ("", None));
         let r: TtlRule = "media/a=b/=2h".parse().unwrap();
         assert_eq!((r.prefix.as_str(), r.ttl), ("a=b/", Some(Duration::from_secs(7200))));
-        for bad in ["media", "media/x=", "media/x=soon", "Bad/x=1s", "media/x=0s", "/x=1s"] {
+        let r: TtlRule = "bkt/=1h30m".parse().unwrap();
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.ttl),
+            ("bkt", "", Some(Duration::from_secs(5400)))
+        );
+        let r: TtlRule = "media/a/=250ms".parse().unwrap();
+        assert_eq!(r.ttl, Some(Duration::from_millis(250)));
+        let r: TtlRule = "media/=2d".parse().unwrap();
+        assert_eq!(r.ttl, Some(Duration::from_secs(2 * 86_400)));
+        let r: TtlRule = "media/=NONE".parse().unwrap();
+        assert_eq!(r.ttl, None);
+        for bad in [
+            "media",
+            "media/x=",
+            "media/x=soon",
+            "Bad/x=1s",
+            "media/x=0s",
+            "media/x=0ms",
+            "/x=1s",
+            "media/x=5",
+        ] {
             assert!(bad.parse::<TtlRule>().is_err(), "{bad}");
         }
     }

@@ -1,9 +1,14 @@
-//! Human-friendly byte sizes (`64KiB`, `8MiB`, `1GB`, `4096`) for configuration.
+//! Human-friendly byte sizes (`64KiB`, `8MiB`, `1GB`, `4096`) for configuration, parsed by
+//! the [`bytesize`] crate.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A size in bytes, parsed from strings such as `512MiB`, `1GB` or `4096`.
+/// A size in bytes, parsed from strings such as `512MiB`, `1GB`, `1.5 GiB` or `4096`.
+///
+/// Parsing is [`bytesize`]'s: a number (decimals allowed) with an optional unit, units in any
+/// case. `K`/`KB`, `M`/`MB`, `G`/`GB`, `T`/`TB` are powers of 1000; `Ki`/`KiB`, `Mi`/`MiB`,
+/// `Gi`/`GiB`, `Ti`/`TiB` powers of 1024; no unit or `B` means bytes.
 ///
 /// ```
 /// use s3cached::size::ByteSize;
@@ -23,31 +28,28 @@ impl ByteSize {
 
 /// A size string that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid size {0:?}: expected a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB)")]
-pub struct ParseSizeError(String);
+#[error("invalid size {input:?}: {reason} (expected a number with an optional unit: B, KB, KiB, MB, MiB, GB, GiB, …)")]
+pub struct ParseSizeError {
+    input: String,
+    reason: String,
+}
 
 impl FromStr for ByteSize {
     type Err = ParseSizeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseSizeError(s.to_owned());
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| err())?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1_000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            "t" | "tb" => 1_000_000_000_000,
-            "tib" => 1 << 40,
-            _ => return Err(err()),
+        let err = |reason: String| ParseSizeError {
+            input: s.to_owned(),
+            reason,
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(err)
+        let t = s.trim();
+        let parsed = t.parse::<bytesize::ByteSize>().map_err(err)?.as_u64();
+        // The crate saturates on overflow; a plain byte count of u64::MAX is the only way to
+        // mean that value.
+        if parsed == u64::MAX && t.parse::<u64>().is_err() {
+            return Err(err("too large".to_owned()));
+        }
+        Ok(ByteSize(parsed))
     }
 }
 
@@ -73,14 +75,30 @@ mod tests {
         assert_eq!("64KiB".parse::<ByteSize>().unwrap().0, 65536);
         assert_eq!("1 GiB".parse::<ByteSize>().unwrap().0, 1 << 30);
         assert_eq!("2mb".parse::<ByteSize>().unwrap().0, 2_000_000);
+        assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1_000_000_000);
+        assert_eq!("256mib".parse::<ByteSize>().unwrap().0, 256 << 20);
+        assert_eq!(" 8MiB ".parse::<ByteSize>().unwrap().0, 8 << 20);
+        assert_eq!("1.5MiB".parse::<ByteSize>().unwrap().0, 3 << 19);
+        assert_eq!("18446744073709551615".parse::<ByteSize>().unwrap().0, u64::MAX);
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "MiB", "-1", "1.5MiB", "12 parsecs", "99999999999999999999"] {
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "1,5MiB",
+            "12 parsecs",
+            "99999999999999999999",
+            "8 MiB x",
+        ] {
             assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
         }
         assert!("20000000TiB".parse::<ByteSize>().is_err());
+        assert!("99999999999999999999.5B".parse::<ByteSize>().is_err());
+        let e = "lots".parse::<ByteSize>().unwrap_err().to_string();
+        assert!(e.contains("\"lots\"") && e.contains("MiB"), "{e}");
     }
 
     #[test]
