@@ -35,6 +35,7 @@ use s3cached::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
 use s3cached::engine::Engine;
 use s3cached::entry::{Entry, ObjectMeta};
 use s3cached::front::Front;
+use s3cached::hit_headers::{self, HitView};
 use s3cached::hot_path::HotPath;
 use s3cached::key::CacheKey;
 use s3cached::metrics::Metrics;
@@ -123,9 +124,11 @@ fn object_meta(c: &mut Criterion) {
     g.bench_function("from_get_output", |b| {
         b.iter(|| ObjectMeta::from_get_output(black_box(&out)));
     });
-    g.bench_function("to_get_output", |b| b.iter(|| black_box(&meta).to_get_output()));
-    g.bench_function("to_head_output", |b| {
-        b.iter(|| black_box(&meta).to_head_output());
+    g.bench_function("render_get_headers", |b| {
+        b.iter(|| hit_headers::render(black_box(&meta), &HitView::plain(true, false)));
+    });
+    g.bench_function("render_head_headers", |b| {
+        b.iter(|| hit_headers::render(black_box(&meta), &HitView::plain(false, false)));
     });
     g.finish();
 }

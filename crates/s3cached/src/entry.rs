@@ -179,72 +179,84 @@ impl Entry {
     }
 }
 
-/// Calls `$callback!((args) field, field, …)` with the fields GetObject and HeadObject answers
-/// share (same names in both output types and in [`ObjectMeta`]), so conversions list them once.
-macro_rules! with_shared_fields {
-    ($callback:ident ! ( $($args:tt)* )) => {
-        $callback!(
-            ($($args)*)
-            e_tag, last_modified, content_type, content_encoding, content_disposition, content_language,
-            cache_control, expires, metadata, storage_class, version_id, server_side_encryption, ssekms_key_id,
-            bucket_key_enabled, website_redirect_location, expiration, missing_meta, parts_count,
-            replication_status, restore, object_lock_mode, object_lock_retain_until_date,
-            object_lock_legal_hold_status, accept_ranges, checksum_crc32, checksum_crc32c,
-            checksum_crc64nvme, checksum_sha1, checksum_sha256, checksum_type
-        )
-    };
-}
-
-macro_rules! meta_from_output {
-    (($out:expr, $tag_count:expr) $($f:ident),*) => {
-        ObjectMeta {
-            size: $out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-            tag_count: $tag_count,
-            $($f: $out.$f.clone(),)*
-        }
-    };
-}
-
-macro_rules! output_from_meta {
-    (($meta:expr, $ty:ty) $($f:ident),*) => {
-        <$ty>::default_with(|o: &mut $ty| {
-            o.content_length = i64::try_from($meta.size).ok();
-            $(o.$f = $meta.$f.clone();)*
-        })
-    };
-}
-
-trait DefaultWith: Default {
-    fn default_with(f: impl FnOnce(&mut Self)) -> Self {
-        let mut v = Self::default();
-        f(&mut v);
-        v
-    }
-}
-
-impl DefaultWith for GetObjectOutput {}
-impl DefaultWith for HeadObjectOutput {}
-
 impl ObjectMeta {
     /// Takes the metadata of a whole-object GetObject answer (the body is left in `out`).
     #[must_use]
     pub fn from_get_output(out: &GetObjectOutput) -> Self {
-        with_shared_fields!(meta_from_output!(out, out.tag_count))
+        Self {
+            size: out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            tag_count: out.tag_count,
+            e_tag: out.e_tag.clone(),
+            last_modified: out.last_modified.clone(),
+            content_type: out.content_type.clone(),
+            content_encoding: out.content_encoding.clone(),
+            content_disposition: out.content_disposition.clone(),
+            content_language: out.content_language.clone(),
+            cache_control: out.cache_control.clone(),
+            expires: out.expires.clone(),
+            metadata: out.metadata.clone(),
+            storage_class: out.storage_class.clone(),
+            version_id: out.version_id.clone(),
+            server_side_encryption: out.server_side_encryption.clone(),
+            ssekms_key_id: out.ssekms_key_id.clone(),
+            bucket_key_enabled: out.bucket_key_enabled.clone(),
+            website_redirect_location: out.website_redirect_location.clone(),
+            expiration: out.expiration.clone(),
+            missing_meta: out.missing_meta.clone(),
+            parts_count: out.parts_count.clone(),
+            replication_status: out.replication_status.clone(),
+            restore: out.restore.clone(),
+            object_lock_mode: out.object_lock_mode.clone(),
+            object_lock_retain_until_date: out.object_lock_retain_until_date.clone(),
+            object_lock_legal_hold_status: out.object_lock_legal_hold_status.clone(),
+            accept_ranges: out.accept_ranges.clone(),
+            checksum_crc32: out.checksum_crc32.clone(),
+            checksum_crc32c: out.checksum_crc32c.clone(),
+            checksum_crc64nvme: out.checksum_crc64nvme.clone(),
+            checksum_sha1: out.checksum_sha1.clone(),
+            checksum_sha256: out.checksum_sha256.clone(),
+            checksum_type: out.checksum_type.clone(),
+        }
     }
 
     /// Takes the metadata of a HeadObject answer. HEAD does not report the tag count, so the
     /// result has none.
     #[must_use]
     pub fn from_head_output(out: &HeadObjectOutput) -> Self {
-        with_shared_fields!(meta_from_output!(out, None))
-    }
-
-    /// A GetObject answer carrying this metadata; the caller sets body, length and range.
-    #[must_use]
-    pub fn to_get_output(&self) -> GetObjectOutput {
-        let mut out = with_shared_fields!(output_from_meta!(self, GetObjectOutput));
-        out.tag_count = self.tag_count;
-        out
+        Self {
+            size: out.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            tag_count: None,
+            e_tag: out.e_tag.clone(),
+            last_modified: out.last_modified.clone(),
+            content_type: out.content_type.clone(),
+            content_encoding: out.content_encoding.clone(),
+            content_disposition: out.content_disposition.clone(),
+            content_language: out.content_language.clone(),
+            cache_control: out.cache_control.clone(),
+            expires: out.expires.clone(),
+            metadata: out.metadata.clone(),
+            storage_class: out.storage_class.clone(),
+            version_id: out.version_id.clone(),
+            server_side_encryption: out.server_side_encryption.clone(),
+            ssekms_key_id: out.ssekms_key_id.clone(),
+            bucket_key_enabled: out.bucket_key_enabled.clone(),
+            website_redirect_location: out.website_redirect_location.clone(),
+            expiration: out.expiration.clone(),
+            missing_meta: out.missing_meta.clone(),
+            parts_count: out.parts_count.clone(),
+            replication_status: out.replication_status.clone(),
+            restore: out.restore.clone(),
+            object_lock_mode: out.object_lock_mode.clone(),
+            object_lock_retain_until_date: out.object_lock_retain_until_date.clone(),
+            object_lock_legal_hold_status: out.object_lock_legal_hold_status.clone(),
+            accept_ranges: out.accept_ranges.clone(),
+            checksum_crc32: out.checksum_crc32.clone(),
+            checksum_crc32c: out.checksum_crc32c.clone(),
+            checksum_crc64nvme: out.checksum_crc64nvme.clone(),
+            checksum_sha1: out.checksum_sha1.clone(),
+            checksum_sha256: out.checksum_sha256.clone(),
+            checksum_type: out.checksum_type.clone(),
+        }
     }
 
     /// True when the origin reported any object checksum.
@@ -255,12 +267,6 @@ impl ObjectMeta {
             || self.checksum_crc64nvme.is_some()
             || self.checksum_sha1.is_some()
             || self.checksum_sha256.is_some()
-    }
-
-    /// A HeadObject answer carrying this metadata.
-    #[must_use]
-    pub fn to_head_output(&self) -> HeadObjectOutput {
-        with_shared_fields!(output_from_meta!(self, HeadObjectOutput))
     }
 }
 
@@ -290,28 +296,32 @@ mod tests {
     }
 
     #[test]
-    fn get_output_round_trips_through_meta() {
-        let out = sample_output();
-        let meta = ObjectMeta::from_get_output(&out);
+    fn get_output_fields_are_taken() {
+        let meta = ObjectMeta::from_get_output(&sample_output());
         assert_eq!(meta.size, 4096);
-        let back = meta.to_get_output();
-        assert_eq!(ObjectMeta::from_get_output(&back), meta);
-        assert_eq!(back.content_length, Some(4096));
+        assert_eq!(meta.e_tag, Some(ETag::Strong("abc".into())));
+        assert_eq!(meta.tag_count, Some(2));
+        assert_eq!(meta.cache_control.as_deref(), Some("max-age=60"));
         assert_eq!(
-            back.metadata.as_ref().and_then(|m| m.get("color")).map(String::as_str),
+            meta.metadata.as_ref().and_then(|m| m.get("color")).map(String::as_str),
             Some("blue")
         );
     }
 
     #[test]
-    fn head_output_carries_the_same_headers() {
-        let meta = ObjectMeta::from_get_output(&sample_output());
-        let head = meta.to_head_output();
-        assert_eq!(head.e_tag, meta.e_tag);
-        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(head.content_length, Some(4096));
-        assert_eq!(head.version_id.as_deref(), Some("v1"));
-        assert_eq!(head.cache_control.as_deref(), Some("max-age=60"));
+    fn head_output_carries_no_tag_count() {
+        let out = sample_output();
+        let head = HeadObjectOutput {
+            content_length: out.content_length,
+            e_tag: out.e_tag.clone(),
+            content_type: out.content_type.clone(),
+            version_id: out.version_id.clone(),
+            ..HeadObjectOutput::default()
+        };
+        let meta = ObjectMeta::from_head_output(&head);
+        assert_eq!((meta.size, meta.tag_count), (4096, None));
+        assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(meta.version_id.as_deref(), Some("v1"));
     }
 
     #[test]

@@ -144,61 +144,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Calls `$m!(field, …)` with the string-like fields (plain strings and s3s string enums), in
-/// record order.
-macro_rules! string_fields {
-    ($m:ident) => {
-        $m!(
-            content_type,
-            content_encoding,
-            content_disposition,
-            content_language,
-            cache_control,
-            storage_class,
-            version_id,
-            server_side_encryption,
-            ssekms_key_id,
-            website_redirect_location,
-            expiration,
-            replication_status,
-            restore,
-            object_lock_mode,
-            object_lock_legal_hold_status,
-            accept_ranges,
-            checksum_crc32,
-            checksum_crc32c,
-            checksum_crc64nvme,
-            checksum_sha1,
-            checksum_sha256,
-            checksum_type
-        )
-    };
-}
-
-/// Plain strings and s3s's string enums, seen as the text stored in a record.
-trait RecordStr {
-    fn record_str(&self) -> &str;
-}
-
-impl RecordStr for String {
-    fn record_str(&self) -> &str {
-        self
-    }
-}
-
-macro_rules! record_str_via_as_str {
-    ($($t:ty),*) => { $( impl RecordStr for $t { fn record_str(&self) -> &str { self.as_str() } } )* };
-}
-
-record_str_via_as_str!(
-    s3s::dto::StorageClass,
-    s3s::dto::ServerSideEncryption,
-    s3s::dto::ReplicationStatus,
-    s3s::dto::ObjectLockMode,
-    s3s::dto::ObjectLockLegalHoldStatus,
-    s3s::dto::ChecksumType
-);
-
 /// Everything about an entry except its body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
@@ -255,10 +200,41 @@ pub fn encode(header: &Header) -> Vec<u8> {
     w.opt_time(meta.last_modified.as_ref());
     w.opt_time(meta.expires.as_ref());
     w.opt_time(meta.object_lock_retain_until_date.as_ref());
-    macro_rules! write_strings {
-        ($($f:ident),*) => { $( w.opt_str(meta.$f.as_ref().map(RecordStr::record_str)); )* };
-    }
-    string_fields!(write_strings);
+    // The string-like fields, in record order.
+    w.opt_str(meta.content_type.as_deref());
+    w.opt_str(meta.content_encoding.as_deref());
+    w.opt_str(meta.content_disposition.as_deref());
+    w.opt_str(meta.content_language.as_deref());
+    w.opt_str(meta.cache_control.as_deref());
+    w.opt_str(meta.storage_class.as_ref().map(s3s::dto::StorageClass::as_str));
+    w.opt_str(meta.version_id.as_deref());
+    w.opt_str(
+        meta.server_side_encryption
+            .as_ref()
+            .map(s3s::dto::ServerSideEncryption::as_str),
+    );
+    w.opt_str(meta.ssekms_key_id.as_deref());
+    w.opt_str(meta.website_redirect_location.as_deref());
+    w.opt_str(meta.expiration.as_deref());
+    w.opt_str(
+        meta.replication_status
+            .as_ref()
+            .map(s3s::dto::ReplicationStatus::as_str),
+    );
+    w.opt_str(meta.restore.as_deref());
+    w.opt_str(meta.object_lock_mode.as_ref().map(s3s::dto::ObjectLockMode::as_str));
+    w.opt_str(
+        meta.object_lock_legal_hold_status
+            .as_ref()
+            .map(s3s::dto::ObjectLockLegalHoldStatus::as_str),
+    );
+    w.opt_str(meta.accept_ranges.as_deref());
+    w.opt_str(meta.checksum_crc32.as_deref());
+    w.opt_str(meta.checksum_crc32c.as_deref());
+    w.opt_str(meta.checksum_crc64nvme.as_deref());
+    w.opt_str(meta.checksum_sha1.as_deref());
+    w.opt_str(meta.checksum_sha256.as_deref());
+    w.opt_str(meta.checksum_type.as_ref().map(s3s::dto::ChecksumType::as_str));
     w.opt_bool(meta.bucket_key_enabled);
     w.opt_i32(meta.missing_meta);
     w.opt_i32(meta.parts_count);
@@ -305,10 +281,28 @@ pub fn decode(buf: &[u8]) -> Result<Header, RecordError> {
     meta.last_modified = r.opt_time()?;
     meta.expires = r.opt_time()?;
     meta.object_lock_retain_until_date = r.opt_time()?;
-    macro_rules! read_strings {
-        ($($f:ident),*) => { $( meta.$f = r.opt_str()?.map(Into::into); )* };
-    }
-    string_fields!(read_strings);
+    meta.content_type = r.opt_str()?;
+    meta.content_encoding = r.opt_str()?;
+    meta.content_disposition = r.opt_str()?;
+    meta.content_language = r.opt_str()?;
+    meta.cache_control = r.opt_str()?;
+    meta.storage_class = r.opt_str()?.map(s3s::dto::StorageClass::from);
+    meta.version_id = r.opt_str()?;
+    meta.server_side_encryption = r.opt_str()?.map(s3s::dto::ServerSideEncryption::from);
+    meta.ssekms_key_id = r.opt_str()?;
+    meta.website_redirect_location = r.opt_str()?;
+    meta.expiration = r.opt_str()?;
+    meta.replication_status = r.opt_str()?.map(s3s::dto::ReplicationStatus::from);
+    meta.restore = r.opt_str()?;
+    meta.object_lock_mode = r.opt_str()?.map(s3s::dto::ObjectLockMode::from);
+    meta.object_lock_legal_hold_status = r.opt_str()?.map(s3s::dto::ObjectLockLegalHoldStatus::from);
+    meta.accept_ranges = r.opt_str()?;
+    meta.checksum_crc32 = r.opt_str()?;
+    meta.checksum_crc32c = r.opt_str()?;
+    meta.checksum_crc64nvme = r.opt_str()?;
+    meta.checksum_sha1 = r.opt_str()?;
+    meta.checksum_sha256 = r.opt_str()?;
+    meta.checksum_type = r.opt_str()?.map(s3s::dto::ChecksumType::from);
     meta.bucket_key_enabled = r.opt_bool()?;
     meta.missing_meta = r.opt_i32()?;
     meta.parts_count = r.opt_i32()?;
