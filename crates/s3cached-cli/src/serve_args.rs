@@ -91,7 +91,8 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_SECRET_KEY", hide_env_values = true, requires = "access_key")]
     secret_key: Option<String>,
 
-    /// Also accept unsigned requests.
+    /// Also accept unsigned requests, for reads only (GET, HEAD and listings: public read).
+    /// Unsigned writes, deletes and bucket changes are refused with AccessDenied.
     #[arg(long, env = "S3CACHED_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
 
