@@ -15,6 +15,8 @@
 # Usage: bench/compare-nginx.sh          (environment overrides below)
 #   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
 #   S3CACHED_BIN=target/release/s3cached (built when missing)
+#   BASELINE_BIN=path/to/another/s3cached: also measures that build, same flags, as "baseline"
+#          (e.g. the previous commit's release build), so before/after ratios come from one run
 #   NGINX_WORKERS=auto
 #   PIN=1: the servers on CPU 1 (nginx with one worker, s3cached with one runtime thread) and
 #          wrk on CPU 0 (one thread), so the load generator does not preempt the servers
@@ -42,6 +44,7 @@ if [ "$PIN" = 1 ]; then
     export TOKIO_WORKER_THREADS=1
 fi
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
+BASELINE_BIN="${BASELINE_BIN:-}"
 
 log() { printf '[compare-nginx] %s\n' "$*" >&2; }
 
@@ -151,6 +154,18 @@ log "starting s3cached on 127.0.0.1:$CP"
     >"$WORK/s3cached.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$CAP/health" "s3cached"
+BP=""
+if [ -n "$BASELINE_BIN" ]; then
+    BP="$(free_port_pair)"; BAP="$(free_port_pair)"
+    log "starting the baseline s3cached ($BASELINE_BIN) on 127.0.0.1:$BP"
+    "${SERVER_CPU[@]}" "$BASELINE_BIN" --log-level warn serve --listen "127.0.0.1:$BP" --admin-listen "127.0.0.1:$BAP" \
+        --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
+        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
+        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
+        >"$WORK/baseline.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$BAP/health" "baseline s3cached"
+fi
 
 # --- nginx ----------------------------------------------------------------------
 NP="$(free_port_pair)"
@@ -191,34 +206,39 @@ log "starting nginx on 127.0.0.1:$NP"
 "${SERVER_CPU[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$NP/" "nginx"
+TARGETS="origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache"
+if [ -n "$BP" ]; then TARGETS="$TARGETS baseline:$BP:baseline"; fi
 
 # --- objects and presigned URLs ---------------------------------------------------
 log "uploading $OBJECTS objects of $SIZE bytes and presigning"
-"$PY" - "$S3P" "$CP" "$OBJECTS" "$SIZE" "$WORK" <<EOF
+"$PY" - "$S3P" "$CP" "$OBJECTS" "$SIZE" "$WORK" "$BP" <<EOF
 import sys, boto3
 from botocore.config import Config
-s3p, cp, n, size, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+s3p, cp, n, size, work, bp = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 cfg = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 3})
 def client(port, ak, sk):
     return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                         aws_access_key_id=ak, aws_secret_access_key=sk, config=cfg)
 origin = client(s3p, "$ORIGIN_AK", "$ORIGIN_SK")
 cache = client(cp, "$CACHE_AK", "$CACHE_SK")
+targets = [("origin", origin, s3p), ("cache", cache, cp)]
+if bp:
+    targets.append(("baseline", client(bp, "$CACHE_AK", "$CACHE_SK"), bp))
 origin.create_bucket(Bucket="compare")
 body = bytes(i % 251 for i in range(size))
 for i in range(n):
     origin.put_object(Bucket="compare", Key=f"obj-{i:05}", Body=body)
-for name, c in (("origin", origin), ("cache", cache)):
+for name, c, port in targets:
     with open(f"{work}/{name}.paths", "w") as f:
         for i in range(n):
             url = c.generate_presigned_url("get_object", Params={"Bucket": "compare", "Key": f"obj-{i:05}"}, ExpiresIn=6 * 3600)
-            f.write(url.split(f"127.0.0.1:{s3p if name == 'origin' else cp}", 1)[1] + "\n")
+            f.write(url.split(f"127.0.0.1:{port}", 1)[1] + "\n")
 EOF
 
 
 first_path() { head -n1 "$WORK/$1.paths"; }
 # Check that each target answers 200 with the whole object.
-for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
     code="$(curl -s -o "$WORK/check.body" -w '%{http_code}' "http://127.0.0.1:$port$(first_path "$paths")")"
     got="$(stat -c %s "$WORK/check.body")"
@@ -242,7 +262,7 @@ to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
 }
 
 log "warming each target (3s)"
-for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
     run_wrk "$port" "$paths" 3s >"$WORK/warm-$name.txt"
 done
@@ -252,7 +272,7 @@ log "after warm-up: nginx X-Cache-Status=$nginx_status, s3cached x-s3cached=$s3c
 
 declare -A RPS P50 P99 ERRS
 for round in $(seq "$RUNS"); do
-    for t in origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache; do
+    for t in $TARGETS; do
         IFS=: read -r name port paths <<<"$t"
         log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
         out="$(run_wrk "$port" "$paths" "$DURATION")"
@@ -280,7 +300,9 @@ n_rps="$(median "${RPS[nginx]}")"
 n_p50="$(median "${P50[nginx]}")"
 n_p99="$(median "${P99[nginx]}")"
 printf '%-10s %12s %10s %10s %10s %10s %10s  %s\n' target req/s "x nginx" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
-for name in origin nginx s3cached; do
+names="origin nginx s3cached"
+if [ -n "$BP" ]; then names="$names baseline"; fi
+for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
     printf '%-10s %12.0f %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
         "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" "$p50" \
@@ -288,4 +310,7 @@ for name in origin nginx s3cached; do
         "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN {printf "%.2fx", a / b}')" "${ERRS[$name]:-none}"
 done
 echo
-echo "per-round req/s: origin [${RPS[origin]} ], nginx [${RPS[nginx]} ], s3cached [${RPS[s3cached]} ]"
+echo "per-round req/s: origin [${RPS[origin]} ], nginx [${RPS[nginx]} ], s3cached [${RPS[s3cached]} ]${BP:+, baseline [${RPS[baseline]} ]}"
+if [ -n "$BP" ]; then
+    echo "s3cached / baseline req/s: $(awk -v a="$(median "${RPS[s3cached]}")" -v b="$(median "${RPS[baseline]}")" 'BEGIN {printf "%.3fx", a / b}')"
+fi
