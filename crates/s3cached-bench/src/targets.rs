@@ -262,7 +262,7 @@ impl Targets {
                     access_key: keys.access.clone(),
                     secret_key: keys.secret.clone(),
                 }],
-                allow_anonymous: false,
+                ..ClientAuth::default()
             },
             memory,
             tier: tier_config,

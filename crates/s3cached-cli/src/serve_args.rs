@@ -91,6 +91,13 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_SECRET_KEY", hide_env_values = true, requires = "access_key")]
     secret_key: Option<String>,
 
+    /// Client identities and what each may do (TOML; see examples/identities.toml). Reloaded
+    /// on SIGHUP and when the file changes; a bad file is refused and the rules in force stay.
+    /// With it, only --access-key/--secret-key add a full-access identity (no fallback to
+    /// AWS_ACCESS_KEY_ID or the development pair).
+    #[arg(long, env = "S3CACHED_IDENTITIES")]
+    identities: Option<PathBuf>,
+
     /// Also accept unsigned requests, for reads only (GET, HEAD and listings: public read).
     /// Unsigned writes, deletes and bucket changes are refused with AccessDenied.
     #[arg(long, env = "S3CACHED_ALLOW_ANONYMOUS")]
@@ -297,9 +304,13 @@ impl ServeArgs {
         let client = self
             .access_key
             .zip(self.secret_key)
-            .or_else(|| env_nonempty("AWS_ACCESS_KEY_ID").zip(env_nonempty("AWS_SECRET_ACCESS_KEY")))
             .or_else(|| {
-                dev_mode.then(|| {
+                self.identities
+                    .is_none()
+                    .then(|| env_nonempty("AWS_ACCESS_KEY_ID").zip(env_nonempty("AWS_SECRET_ACCESS_KEY")))?
+            })
+            .or_else(|| {
+                (dev_mode && self.identities.is_none()).then(|| {
                     warn!(
                         access_key = DEV_ACCESS_KEY,
                         secret_key = DEV_SECRET_KEY,
@@ -312,10 +323,10 @@ impl ServeArgs {
             .map(|(access_key, secret_key)| Credentials { access_key, secret_key })
             .into_iter()
             .collect();
-        if credentials.is_empty() && !self.allow_anonymous {
+        if credentials.is_empty() && !self.allow_anonymous && self.identities.is_none() {
             bail!(
                 "no client credentials: set --access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), \
-                 or pass --allow-anonymous"
+                 --identities FILE, or pass --allow-anonymous"
             );
         }
         let admin_listen = if self.admin_listen.eq_ignore_ascii_case("off") {
@@ -394,6 +405,7 @@ impl ServeArgs {
             auth: ClientAuth {
                 credentials,
                 allow_anonymous: self.allow_anonymous,
+                identities_file: self.identities,
             },
             memory: MemoryConfig {
                 capacity: self.memory_capacity.bytes(),

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use http_body_util::BodyExt;
-use s3cached::auth::Authorizer;
+use s3cached::auth::{Authorizer, rules_of};
 use s3cached::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
 use s3cached::engine::Engine;
 use s3cached::entry::{Entry, ObjectMeta};
@@ -270,13 +270,13 @@ fn hit_path(c: &mut Criterion) {
     ))
     .expect("insert");
     let engine = Engine::new(origin, tier, metrics, CachePolicy::default());
-    let service = signed_service(Front::new(Arc::clone(&engine)));
+    let service = signed_service(Front::new(Arc::clone(&engine), authorizer()));
     let template = Template::new("/bucket/object-4k", Some(SignatureLocation::QueryParams));
     assert_eq!(rt.block_on(call(&service, &template)), 4096);
     c.bench_function("hit_path/get_4KiB_presigned", |b| {
         b.iter(|| rt.block_on(call(&service, &template)));
     });
-    let hot = HotPath::new(engine, Some(verifier()), authorizer(), None);
+    let hot = HotPath::new(engine, authorizer(), None);
     let answer = |hot: &HotPath| {
         let resp = hot.answer(&template.request()).expect("a hot-path hit");
         rt.block_on(resp.into_body().collect())
@@ -299,10 +299,11 @@ fn verifier() -> Verifier {
 }
 
 fn authorizer() -> Arc<Authorizer> {
-    Arc::new(Authorizer::new(&ClientAuth {
+    let auth = ClientAuth {
         credentials: vec![credentials()],
-        allow_anonymous: false,
-    }))
+        ..ClientAuth::default()
+    };
+    Arc::new(Authorizer::new(rules_of(&auth).expect("rules"), None))
 }
 
 fn sigv4(c: &mut Criterion) {

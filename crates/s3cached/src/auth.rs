@@ -1,23 +1,29 @@
-//! Authorization: the one decision of who may do what, taken for every request before any
-//! cache lookup, on both doors (DESIGN.md §4 rule 6). A cache hit never reaches the origin's
-//! IAM, so s3cached decides itself.
+//! Authentication keys and authorization: the one decision of who may do what, taken for every
+//! request before any cache lookup, on both doors (DESIGN.md §4 rule 6). A cache hit never
+//! reaches the origin's IAM, so s3cached decides itself.
 //!
-//! Authentication comes first and is each door's own: s3s checks signatures on the full path,
-//! [`crate::sigv4`] on the hot path. Both then ask [`Authorizer::authorize`] with the caller and
-//! the operation's [`Action`]; s3s through the [`S3Access`] hook ([`Authorizer::s3s_access`]),
-//! the hot path directly.
-//!
-//! The rules: a client that signed with one of the configured key pairs may do everything the
-//! origin credentials can. An unsigned request, when anonymous access is on, may only read and
-//! list (public-read, as on a public bucket): it can never write, delete or administer.
+//! The [`Authorizer`] holds the current [`Identities`] (replaced whole on reload). Signatures
+//! are checked by each door against its secrets: s3s through [`Authorizer::s3s_auth`], the hot
+//! path through [`Authorizer::verify`]. Both then ask [`Authorizer::authorize`]: s3s through
+//! the access hook ([`Authorizer::s3s_access`], which also checks every key of DeleteObjects,
+//! the source of a copy and the prefix of a listing), the hot path directly.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::{S3Result, s3_error};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::{
+    CopyObjectInput, CopySource, DeleteObjectsInput, ListMultipartUploadsInput, ListObjectVersionsInput,
+    ListObjectsInput, ListObjectsV2Input, UploadPartCopyInput,
+};
+use s3s::{S3Request, S3Result, s3_error};
 
 use crate::config::ClientAuth;
+pub use crate::identities::Action;
+use crate::identities::{Grant, Identities, IdentitiesError};
+use crate::metrics::Metrics;
+use crate::sigv4::{SignedRequest, Verifier};
 
 /// Who sends a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +34,17 @@ pub enum Caller<'a> {
     AccessKey(&'a str),
 }
 
-/// What an operation does, as far as authorization is concerned.
+/// What a request acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Reads an object or its attributes (GetObject, HeadObject, GetObjectTagging, …).
-    Read,
-    /// Lists buckets, objects, versions, uploads or parts.
-    List,
-    /// Changes objects (PutObject, DeleteObject(s), multipart uploads, copies, tagging, …).
-    Write,
-    /// Anything else: bucket creation, deletion and configuration.
-    Admin,
+pub enum Target<'a> {
+    /// The service (ListBuckets).
+    Service,
+    /// A bucket as a whole (bucket configuration, creation, deletion).
+    Bucket(&'a str),
+    /// One object.
+    Object(&'a str, &'a str),
+    /// A listing of a bucket under a prefix.
+    Listing(&'a str, &'a str),
 }
 
 impl Action {
@@ -85,61 +91,206 @@ impl Action {
     }
 }
 
+/// The identities and rules of `auth`: its identities file, plus a full-access identity per
+/// key pair and public read for `allow_anonymous`.
+///
+/// # Errors
+/// The file cannot be read, or [`IdentitiesError`] naming the line or identity at fault.
+pub fn rules_of(auth: &ClientAuth) -> Result<Identities, RulesError> {
+    let mut identities = match &auth.identities_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read(path.clone(), e.to_string()))?;
+            Identities::parse(&text, |var| std::env::var(var).ok())?
+        }
+        None => Identities::default(),
+    };
+    for c in &auth.credentials {
+        identities.add_full_access(c.clone());
+    }
+    if auth.allow_anonymous {
+        identities.anonymous.push(Grant::public_read());
+    }
+    Ok(identities)
+}
+
+/// Rules that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The identities file cannot be read.
+    #[error("cannot read identities file {0}: {1}")]
+    Read(std::path::PathBuf, String),
+    /// The identities file is not valid.
+    #[error(transparent)]
+    Invalid(#[from] IdentitiesError),
+}
+
 /// A refusal; answered as S3's 403 AccessDenied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("access denied: {0}")]
 pub struct Denied(pub &'static str);
 
-/// The rules every door asks.
-#[derive(Debug)]
+fn grant_covers(grant: &Grant, action: Action, target: Target<'_>) -> bool {
+    grant.actions.contains(&action)
+        && grant.on.iter().any(|r| match target {
+            // ListBuckets is answered with the buckets the caller may see (see `visible`).
+            Target::Service => true,
+            Target::Bucket(b) if action == Action::Admin => r.covers_bucket(b),
+            // Bucket-level reads (HeadBucket) and a multi-object operation's first check:
+            // each object is checked again by its own hook.
+            Target::Bucket(b) => r.touches_bucket(b),
+            Target::Object(b, k) => r.covers_key(b, k),
+            Target::Listing(b, p) => r.covers_listing(b, p),
+        })
+}
+
+/// The rules every door asks, and the secrets both doors check signatures against.
 pub struct Authorizer {
-    access_keys: HashSet<String>,
-    anonymous_reads: bool,
+    rules: RwLock<Arc<Identities>>,
+    verifier: Verifier,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer").finish_non_exhaustive()
+    }
 }
 
 impl Authorizer {
-    /// The rules of `auth`: its key pairs may do everything; unsigned requests may read and
-    /// list when `allow_anonymous`.
+    /// The rules of `identities`; denials are counted in `metrics`.
     #[must_use]
-    pub fn new(auth: &ClientAuth) -> Self {
+    pub fn new(identities: Identities, metrics: Option<Arc<Metrics>>) -> Self {
+        let verifier = Verifier::new(&credentials_of(&identities));
         Self {
-            access_keys: auth.credentials.iter().map(|c| c.access_key.clone()).collect(),
-            anonymous_reads: auth.allow_anonymous,
+            rules: RwLock::new(Arc::new(identities)),
+            verifier,
+            metrics,
         }
     }
 
-    /// Whether `caller` may take `action` on `bucket`/`key` (`None`: the service, or the whole
-    /// bucket).
+    /// Replaces the rules and secrets; requests already authorized are not affected.
+    pub fn reload(&self, identities: Identities) {
+        self.verifier.replace_credentials(&credentials_of(&identities));
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(identities);
+    }
+
+    fn rules(&self) -> Arc<Identities> {
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The access key that signed `req` (hot path), when this door can vouch for it.
+    #[must_use]
+    pub fn verify<'a>(&self, req: &SignedRequest<'a>) -> Option<&'a str> {
+        self.verifier.verify(req, SystemTime::now())
+    }
+
+    /// Whether `caller` may take `action` on `target`.
     ///
     /// # Errors
-    /// [`Denied`] with the reason.
-    pub fn authorize(
-        &self,
-        caller: Caller<'_>,
-        action: Action,
-        _bucket: Option<&str>,
-        _key: Option<&str>,
-    ) -> Result<(), Denied> {
-        match caller {
-            Caller::AccessKey(key) if self.access_keys.contains(key) => Ok(()),
-            Caller::AccessKey(_) => Err(Denied("unknown access key")),
-            Caller::Anonymous if !self.anonymous_reads => Err(Denied("signature required")),
-            Caller::Anonymous => match action {
-                Action::Read | Action::List => Ok(()),
-                Action::Write | Action::Admin => Err(Denied("anonymous access is read-only")),
+    /// [`Denied`] with the reason (counted per identity).
+    pub fn authorize(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> Result<(), Denied> {
+        let rules = self.rules();
+        let grants = match caller {
+            Caller::AccessKey(key) => match rules.identities.get(key) {
+                Some(identity) => &identity.grants,
+                // Signatures are checked against the same rules: only a reload in between
+                // gets here, so the key is not a label (it could be anything).
+                None => return self.deny("unknown", action, Denied("unknown access key")),
             },
+            Caller::Anonymous if rules.anonymous.is_empty() => {
+                return self.deny("anonymous", action, Denied("signature required"));
+            }
+            Caller::Anonymous => &rules.anonymous,
+        };
+        if grants.iter().any(|g| grant_covers(g, action, target)) {
+            Ok(())
+        } else {
+            let label = match caller {
+                Caller::AccessKey(key) => key,
+                Caller::Anonymous => "anonymous",
+            };
+            self.deny(label, action, Denied("not granted"))
         }
     }
 
-    /// The same decision as s3s's access hook, for the full path.
+    fn deny(&self, identity: &str, action: Action, denied: Denied) -> Result<(), Denied> {
+        if let Some(m) = &self.metrics {
+            m.authorization_denied(identity, action.as_str());
+        }
+        Err(denied)
+    }
+
+    /// Whether `caller` may see `bucket` in ListBuckets: it has some grant in it.
+    #[must_use]
+    pub fn sees_bucket(&self, caller: Caller<'_>, bucket: &str) -> bool {
+        let rules = self.rules();
+        let grants = match caller {
+            Caller::AccessKey(key) => rules.identities.get(key).map(|i| i.grants.as_slice()),
+            Caller::Anonymous => Some(rules.anonymous.as_slice()),
+        };
+        grants.is_some_and(|gs| gs.iter().any(|g| g.on.iter().any(|r| r.touches_bucket(bucket))))
+    }
+
+    /// s3s's authenticator over the current secrets.
+    #[must_use]
+    pub fn s3s_auth(self: &Arc<Self>) -> impl S3Auth + use<> {
+        S3sAuth(Arc::clone(self))
+    }
+
+    /// s3s's access hook over [`Self::authorize`].
     #[must_use]
     pub fn s3s_access(self: &Arc<Self>) -> impl S3Access + use<> {
         S3sAccess(Arc::clone(self))
     }
 }
 
-/// s3s's access hook over an [`Authorizer`].
+fn credentials_of(identities: &Identities) -> Vec<crate::config::Credentials> {
+    identities.identities.values().map(|i| i.credentials.clone()).collect()
+}
+
+/// The caller of a request the full path (s3s) authenticated.
+#[must_use]
+pub fn caller<T>(req: &S3Request<T>) -> Caller<'_> {
+    req.credentials
+        .as_ref()
+        .map_or(Caller::Anonymous, |c| Caller::AccessKey(&c.access_key))
+}
+
+struct S3sAuth(Arc<Authorizer>);
+
+#[async_trait::async_trait]
+impl S3Auth for S3sAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        let rules = self.0.rules();
+        match rules.identities.get(access_key) {
+            Some(i) => Ok(SecretKey::from(i.credentials.secret_key.as_str())),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The access key id you provided does not exist"
+            )),
+        }
+    }
+}
+
 struct S3sAccess(Arc<Authorizer>);
+
+impl S3sAccess {
+    fn check_one(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> S3Result<()> {
+        self.0
+            .authorize(caller, action, target)
+            .map_err(|d| s3_error!(AccessDenied, "{d}"))
+    }
+
+    fn check_copy_source(&self, caller: Caller<'_>, source: &CopySource) -> S3Result<()> {
+        match source {
+            CopySource::Bucket { bucket, key, .. } => self.check_one(caller, Action::Read, Target::Object(bucket, key)),
+            CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(s3_error!(
+                AccessDenied,
+                "copies from access points and outposts are not allowed"
+            )),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl S3Access for S3sAccess {
@@ -148,14 +299,53 @@ impl S3Access for S3sAccess {
             .credentials()
             .map_or(Caller::Anonymous, |c| Caller::AccessKey(&c.access_key));
         let action = Action::of(cx.s3_op().name());
-        let (bucket, key) = match cx.s3_path() {
-            s3s::path::S3Path::Root => (None, None),
-            s3s::path::S3Path::Bucket { bucket } => (Some(&**bucket), None),
-            s3s::path::S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
+        let target = match cx.s3_path() {
+            s3s::path::S3Path::Root => Target::Service,
+            s3s::path::S3Path::Bucket { bucket } => Target::Bucket(bucket),
+            s3s::path::S3Path::Object { bucket, key } => Target::Object(bucket, key),
         };
-        self.0
-            .authorize(caller, action, bucket, key)
-            .map_err(|d| s3_error!(AccessDenied, "{d}"))
+        self.check_one(caller, action, target)
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        self.check_copy_source(caller(req), &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
+        self.check_copy_source(caller(req), &req.input.copy_source)
+    }
+
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let caller = caller(req);
+        let i = &req.input;
+        for o in &i.delete.objects {
+            self.check_one(caller, Action::Write, Target::Object(&i.bucket, &o.key))?;
+        }
+        Ok(())
+    }
+
+    async fn list_objects(&self, req: &mut S3Request<ListObjectsInput>) -> S3Result<()> {
+        let i = &req.input;
+        let target = Target::Listing(&i.bucket, i.prefix.as_deref().unwrap_or(""));
+        self.check_one(caller(req), Action::List, target)
+    }
+
+    async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
+        let i = &req.input;
+        let target = Target::Listing(&i.bucket, i.prefix.as_deref().unwrap_or(""));
+        self.check_one(caller(req), Action::List, target)
+    }
+
+    async fn list_object_versions(&self, req: &mut S3Request<ListObjectVersionsInput>) -> S3Result<()> {
+        let i = &req.input;
+        let target = Target::Listing(&i.bucket, i.prefix.as_deref().unwrap_or(""));
+        self.check_one(caller(req), Action::List, target)
+    }
+
+    async fn list_multipart_uploads(&self, req: &mut S3Request<ListMultipartUploadsInput>) -> S3Result<()> {
+        let i = &req.input;
+        let target = Target::Listing(&i.bucket, i.prefix.as_deref().unwrap_or(""));
+        self.check_one(caller(req), Action::List, target)
     }
 }
 
@@ -164,40 +354,114 @@ mod tests {
     use super::*;
     use crate::config::Credentials;
 
-    fn authorizer(allow_anonymous: bool) -> Authorizer {
-        Authorizer::new(&ClientAuth {
-            credentials: vec![Credentials {
-                access_key: "AK".into(),
-                secret_key: "SK".into(),
-            }],
-            allow_anonymous,
-        })
+    fn authorizer() -> Authorizer {
+        let file = r#"
+[[identity]]
+access-key = "ro"
+secret-key = "s"
+allow = [{ actions = ["read", "list"], on = ["media/public/"] }]
+
+[[identity]]
+access-key = "bucket-admin"
+secret-key = "s"
+allow = [{ actions = ["read", "list", "write", "admin"], on = ["media"] }]
+
+[anonymous]
+allow = [{ actions = ["read"], on = ["site"] }]
+"#;
+        let mut ids = Identities::parse(file, |_| None).unwrap();
+        ids.add_full_access(Credentials {
+            access_key: "full".into(),
+            secret_key: "s".into(),
+        });
+        Authorizer::new(ids, None)
     }
 
     #[test]
-    fn signed_clients_may_do_everything() {
-        let a = authorizer(false);
-        for action in [Action::Read, Action::List, Action::Write, Action::Admin] {
-            assert!(a.authorize(Caller::AccessKey("AK"), action, Some("b"), None).is_ok());
+    fn full_access_may_do_everything() {
+        let a = authorizer();
+        for action in Action::ALL {
+            for target in [
+                Target::Service,
+                Target::Bucket("x"),
+                Target::Object("x", "k"),
+                Target::Listing("x", ""),
+            ] {
+                assert!(a.authorize(Caller::AccessKey("full"), action, target).is_ok());
+            }
             assert!(
-                a.authorize(Caller::AccessKey("other"), action, Some("b"), None)
+                a.authorize(Caller::AccessKey("other"), action, Target::Service)
                     .is_err()
             );
         }
     }
 
     #[test]
-    fn anonymous_access_is_read_only_and_off_by_default() {
-        let off = authorizer(false);
-        let on = authorizer(true);
-        for op in ["GetObject", "HeadObject", "ListObjectsV2"] {
+    fn prefix_grants_stay_in_their_prefix() {
+        let a = authorizer();
+        let ro = Caller::AccessKey("ro");
+        assert!(
+            a.authorize(ro, Action::Read, Target::Object("media", "public/a"))
+                .is_ok()
+        );
+        assert!(
+            a.authorize(ro, Action::Read, Target::Object("media", "private/a"))
+                .is_err()
+        );
+        assert!(
+            a.authorize(ro, Action::Write, Target::Object("media", "public/a"))
+                .is_err()
+        );
+        assert!(
+            a.authorize(ro, Action::List, Target::Listing("media", "public/2026/"))
+                .is_ok()
+        );
+        assert!(a.authorize(ro, Action::List, Target::Listing("media", "")).is_err());
+        assert!(a.authorize(ro, Action::Admin, Target::Bucket("media")).is_err());
+        assert!(a.sees_bucket(ro, "media") && !a.sees_bucket(ro, "site"));
+        let admin = Caller::AccessKey("bucket-admin");
+        assert!(a.authorize(admin, Action::Admin, Target::Bucket("media")).is_ok());
+        assert!(a.authorize(admin, Action::Admin, Target::Bucket("site")).is_err());
+    }
+
+    #[test]
+    fn anonymous_gets_only_its_grants() {
+        let a = authorizer();
+        assert!(
+            a.authorize(Caller::Anonymous, Action::Read, Target::Object("site", "i.html"))
+                .is_ok()
+        );
+        assert!(
+            a.authorize(Caller::Anonymous, Action::Read, Target::Object("media", "x"))
+                .is_err()
+        );
+        assert!(
+            a.authorize(Caller::Anonymous, Action::List, Target::Listing("site", ""))
+                .is_err()
+        );
+        assert!(
+            a.authorize(Caller::Anonymous, Action::Write, Target::Object("site", "i.html"))
+                .is_err()
+        );
+        let none = Authorizer::new(Identities::default(), None);
+        assert!(
+            none.authorize(Caller::Anonymous, Action::Read, Target::Object("site", "k"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn public_read_never_writes() {
+        let ids = Identities {
+            anonymous: vec![Grant::public_read()],
+            ..Identities::default()
+        };
+        let a = Authorizer::new(ids, None);
+        for op in ["GetObject", "HeadObject", "ListObjectsV2", "ListBuckets"] {
             assert!(
-                off.authorize(Caller::Anonymous, Action::of(op), Some("b"), Some("k"))
-                    .is_err()
-            );
-            assert!(
-                on.authorize(Caller::Anonymous, Action::of(op), Some("b"), Some("k"))
-                    .is_ok()
+                a.authorize(Caller::Anonymous, Action::of(op), Target::Object("b", "k"))
+                    .is_ok(),
+                "{op}"
             );
         }
         for op in [
@@ -205,16 +469,36 @@ mod tests {
             "DeleteObject",
             "DeleteObjects",
             "CreateBucket",
-            "DeleteBucket",
             "PutBucketPolicy",
-            "CompleteMultipartUpload",
             "SomethingNew",
         ] {
             assert!(
-                on.authorize(Caller::Anonymous, Action::of(op), Some("b"), None)
+                a.authorize(Caller::Anonymous, Action::of(op), Target::Bucket("b"))
                     .is_err(),
                 "{op}"
             );
         }
+    }
+
+    #[test]
+    fn reload_replaces_rules_and_secrets() {
+        let a = authorizer();
+        assert!(
+            a.authorize(
+                Caller::AccessKey("ro"),
+                Action::Read,
+                Target::Object("media", "public/a")
+            )
+            .is_ok()
+        );
+        a.reload(Identities::default());
+        assert!(
+            a.authorize(
+                Caller::AccessKey("ro"),
+                Action::Read,
+                Target::Object("media", "public/a")
+            )
+            .is_err()
+        );
     }
 }

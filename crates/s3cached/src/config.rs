@@ -214,10 +214,13 @@ impl Default for MemoryConfig {
 /// How clients authenticate to s3cached.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientAuth {
-    /// Key pairs clients may sign with (SigV4 headers, presigned URLs, streaming uploads).
+    /// Key pairs with full access (SigV4 headers, presigned URLs, streaming uploads).
     pub credentials: Vec<Credentials>,
-    /// Accept unsigned requests too.
+    /// Unsigned requests may read and list everything (public read).
     pub allow_anonymous: bool,
+    /// Identities with their own rules (TOML, see [`crate::identities`]); reloaded on SIGHUP
+    /// and when it changes.
+    pub identities_file: Option<PathBuf>,
 }
 
 /// Everything `serve` needs.

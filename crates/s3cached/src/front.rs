@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
+use crate::auth::{self, Authorizer};
 use crate::engine::Engine;
 use crate::engine::store::Target;
 
@@ -19,6 +20,7 @@ use crate::engine::store::Target;
 #[derive(Clone)]
 pub struct Front {
     engine: Arc<Engine>,
+    authorizer: Arc<Authorizer>,
 }
 
 /// The object a write names (none when its names cannot be cached: nothing is cached for it).
@@ -27,10 +29,11 @@ fn object(bucket: &str, key: &str, version: Option<&str>) -> Vec<Target> {
 }
 
 impl Front {
-    /// A front end over `engine`.
+    /// A front end over `engine`; ListBuckets answers show what `authorizer` lets the caller
+    /// see.
     #[must_use]
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<Engine>, authorizer: Arc<Authorizer>) -> Self {
+        Self { engine, authorizer }
     }
 
     /// Runs one operation, counting and timing it.
@@ -86,6 +89,32 @@ impl Front {
     /// The S3 error to answer with.
     pub async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         self.timed("PutObject", self.engine.put_object(req)).await
+    }
+
+    /// ListBuckets: the origin's list, narrowed to the buckets the caller has a grant in.
+    ///
+    /// # Errors
+    /// The S3 error to answer with.
+    pub async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let caller = auth::caller(&req);
+        let owned_caller = match caller {
+            auth::Caller::Anonymous => None,
+            auth::Caller::AccessKey(k) => Some(k.to_owned()),
+        };
+        let mut resp = self
+            .pass("ListBuckets", self.engine.origin().s3().list_buckets(req))
+            .await?;
+        let caller = owned_caller
+            .as_deref()
+            .map_or(auth::Caller::Anonymous, auth::Caller::AccessKey);
+        if let Some(buckets) = resp.output.buckets.as_mut() {
+            buckets.retain(|b| {
+                b.name
+                    .as_deref()
+                    .is_some_and(|n| self.authorizer.sees_bucket(caller, n))
+            });
+        }
+        Ok(resp)
     }
 
     /// CompleteMultipartUpload: the new object replaces what the cache held.
@@ -262,6 +291,7 @@ front! {
         put_object_retention: PutObjectRetentionInput => PutObjectRetentionOutput;
         put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput;
         restore_object: RestoreObjectInput => RestoreObjectOutput;
+        list_buckets: ListBucketsInput => ListBucketsOutput;
     }
     passthrough {
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput as "AbortMultipartUpload";
@@ -318,7 +348,6 @@ front! {
         list_bucket_intelligent_tiering_configurations: ListBucketIntelligentTieringConfigurationsInput => ListBucketIntelligentTieringConfigurationsOutput as "ListBucketIntelligentTieringConfigurations";
         list_bucket_inventory_configurations: ListBucketInventoryConfigurationsInput => ListBucketInventoryConfigurationsOutput as "ListBucketInventoryConfigurations";
         list_bucket_metrics_configurations: ListBucketMetricsConfigurationsInput => ListBucketMetricsConfigurationsOutput as "ListBucketMetricsConfigurations";
-        list_buckets: ListBucketsInput => ListBucketsOutput as "ListBuckets";
         list_directory_buckets: ListDirectoryBucketsInput => ListDirectoryBucketsOutput as "ListDirectoryBuckets";
         list_multipart_uploads: ListMultipartUploadsInput => ListMultipartUploadsOutput as "ListMultipartUploads";
         list_object_versions: ListObjectVersionsInput => ListObjectVersionsOutput as "ListObjectVersions";

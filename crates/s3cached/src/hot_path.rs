@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use futures::future::{BoxFuture, Either, Ready, ready};
 use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
@@ -22,14 +22,14 @@ use s3s::path::S3Path;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 
-use crate::auth::{Action, Authorizer, Caller};
+use crate::auth::{Action, Authorizer, Caller, Target};
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
 use crate::hit_headers::{self, HitView};
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
 use crate::metrics::HitCounters;
 use crate::read_request::{QueryRole, query_role, scan_headers};
-use crate::sigv4::{SignedRequest, Verifier};
+use crate::sigv4::SignedRequest;
 use crate::tier::memory;
 
 static CACHE_STATUS: HeaderName = HeaderName::from_static(CACHE_STATUS_HEADER);
@@ -77,22 +77,15 @@ fn operation(get: bool) -> &'static str {
 pub struct HotPath {
     engine: Arc<Engine>,
     counters: Counters,
-    verifier: Option<Verifier>,
     authorizer: Arc<Authorizer>,
     hosts: Option<VirtualHosts>,
 }
 
 impl HotPath {
-    /// A hot path over `engine`'s tier, accepting signatures by `verifier` (none: signed
-    /// requests always take the full path), for the reads `authorizer` allows (the same
-    /// authorizer the full path asks).
+    /// A hot path over `engine`'s tier, for the reads `authorizer` allows: the same rules and
+    /// secrets the full path asks.
     #[must_use]
-    pub fn new(
-        engine: Arc<Engine>,
-        verifier: Option<Verifier>,
-        authorizer: Arc<Authorizer>,
-        hosts: Option<VirtualHosts>,
-    ) -> Self {
+    pub fn new(engine: Arc<Engine>, authorizer: Arc<Authorizer>, hosts: Option<VirtualHosts>) -> Self {
         let metrics = engine.metrics();
         let counters = Counters {
             get: metrics.hit_counters(memory::NAME, operation(true)),
@@ -103,7 +96,6 @@ impl HotPath {
         Self {
             engine,
             counters,
-            verifier,
             authorizer,
             hosts,
         }
@@ -140,7 +132,7 @@ impl HotPath {
         let key = self.object_key(headers, &decoded_path)?;
         // Authorization before the lookup; a refusal is s3s's to answer, with its own error.
         self.authorizer
-            .authorize(caller, Action::Read, Some(key.bucket()), Some(key.key()))
+            .authorize(caller, Action::Read, Target::Object(key.bucket(), key.key()))
             .ok()?;
         let (entry, tier) = self.engine.fresh_local(&key)?;
         let render = || hit_headers::render(&entry.meta, &HitView::plain(get, scan.checksums))?.complete();
@@ -196,7 +188,7 @@ impl HotPath {
             query,
             headers,
         };
-        let access_key = self.verifier.as_ref()?.verify(&request, SystemTime::now())?;
+        let access_key = self.authorizer.verify(&request)?;
         Some(Caller::AccessKey(access_key))
     }
 

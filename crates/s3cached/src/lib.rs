@@ -17,6 +17,7 @@ pub mod front;
 pub mod hit_headers;
 pub mod host;
 pub mod hot_path;
+pub mod identities;
 pub mod key;
 pub mod metrics;
 pub mod origin;

@@ -82,6 +82,15 @@ pub struct EventLabels {
     pub result: &'static str,
 }
 
+/// Labels: the identity refused and the action it asked for.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    /// The access key, `anonymous`, or `unknown` (a key no longer configured).
+    pub identity: String,
+    /// `read`, `list`, `write` or `admin`.
+    pub action: &'static str,
+}
+
 /// The series a cache hit updates (`cache_hits`, `bytes_served{source="cache"}`, `requests`
 /// with result `ok`, `request_duration_seconds`), resolved once for one tier and operation so
 /// that the hot path pays atomic increments rather than label lookups per hit.
@@ -131,6 +140,7 @@ pub struct Metrics {
     stale_served: Family<Reason, Counter>,
     events: Family<EventLabels, Counter>,
     poison_messages: Counter,
+    authorization_denials: Family<DenialLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -283,6 +293,12 @@ impl Metrics {
             "Queue messages dropped because they could not be parsed or kept failing",
             poison_messages.clone(),
         );
+        let authorization_denials = Family::<DenialLabels, Counter>::default();
+        r.register(
+            "authorization_denials",
+            "Requests refused with AccessDenied by s3cached's own authorization, by identity and action",
+            authorization_denials.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -308,6 +324,7 @@ impl Metrics {
             stale_served,
             events,
             poison_messages,
+            authorization_denials,
         }
     }
 
@@ -423,6 +440,16 @@ impl Metrics {
     /// Records a stale entry served.
     pub fn stale_served(&self, reason: &'static str) {
         self.stale_served.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records a request refused by authorization.
+    pub fn authorization_denied(&self, identity: &str, action: &'static str) {
+        self.authorization_denials
+            .get_or_create(&DenialLabels {
+                identity: identity.to_owned(),
+                action,
+            })
+            .inc();
     }
 
     /// Records an applied event.

@@ -13,14 +13,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::admin::Admin;
-use crate::auth::Authorizer;
+use crate::auth::{Authorizer, RulesError, rules_of};
 use crate::config::{CachePolicy, ClientAuth, EventsConfig, OriginConfig, ServeConfig, TierConfig};
 use crate::engine::Engine;
 use crate::engine::freshness::FreshnessRules;
@@ -30,7 +29,6 @@ use crate::host::{InvalidDomain, VirtualHosts};
 use crate::hot_path::{HotPath, HotPathService};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
-use crate::sigv4::Verifier;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
 use crate::tier::redis::RedisTier;
@@ -56,6 +54,9 @@ pub enum ServeError {
     /// A virtual-host domain is not a valid host name.
     #[error(transparent)]
     Domain(#[from] InvalidDomain),
+    /// The identities file cannot be loaded.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
     /// Neither client credentials nor anonymous access were configured.
     #[error("no client credentials configured and anonymous access is off: nobody could use this endpoint")]
     NoClientAuth,
@@ -67,6 +68,8 @@ pub struct Server {
     admin: Option<TcpListener>,
     service: HotPathService,
     engine: Arc<Engine>,
+    authorizer: Arc<Authorizer>,
+    auth: ClientAuth,
     admin_state: Arc<Admin>,
     events: EventsConfig,
     grace: std::time::Duration,
@@ -78,22 +81,22 @@ impl Server {
     /// # Errors
     /// [`ServeError`] when the configuration is unusable or a port cannot be bound.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
-        if config.auth.credentials.is_empty() && !config.auth.allow_anonymous {
+        let auth = &config.auth;
+        if auth.credentials.is_empty() && !auth.allow_anonymous && auth.identities_file.is_none() {
             return Err(ServeError::NoClientAuth);
         }
+        let rules = rules_of(auth)?;
         let engine = build_engine(&config).await?;
-        let authorizer = Arc::new(Authorizer::new(&config.auth));
+        let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
         let full = build_service(
-            &config.auth,
             &authorizer,
             &config.domains,
-            Front::new(Arc::clone(&engine)),
+            Front::new(Arc::clone(&engine), Arc::clone(&authorizer)),
         )?;
         let hot = if config.hot_path {
             Some(HotPath::new(
                 Arc::clone(&engine),
-                (!config.auth.credentials.is_empty()).then(|| Verifier::new(&config.auth.credentials)),
-                authorizer,
+                Arc::clone(&authorizer),
                 (!config.domains.is_empty())
                     .then(|| VirtualHosts::new(&config.domains))
                     .transpose()?,
@@ -117,6 +120,8 @@ impl Server {
             listener,
             admin,
             service,
+            authorizer,
+            auth: config.auth,
             engine,
             admin_state,
             events: config.events,
@@ -192,13 +197,18 @@ impl Server {
                 }
             })
         });
+        let reload_task = self
+            .auth
+            .identities_file
+            .is_some()
+            .then(|| tokio::spawn(reload_identities(Arc::clone(&self.authorizer), self.auth.clone())));
         let service = self.service.clone();
         let s3_task = tokio::spawn(accept_loop(self.listener, stop_rx, Arc::clone(&graceful), move |io| {
             serve_conn(io, service.clone())
         }));
         shutdown.await;
         info!("shutting down: no new connections, waiting for in-flight requests");
-        for task in [sqs_task, warm_task].into_iter().flatten() {
+        for task in [sqs_task, warm_task, reload_task].into_iter().flatten() {
             task.abort();
         }
         let _ = stop_tx.send(true);
@@ -215,6 +225,49 @@ impl Server {
             Err(_) => error!("connection tracker still shared at shutdown"),
         }
         info!("s3cached stopped");
+    }
+}
+
+/// Reloads the identities file on SIGHUP and when it changes (checked every second). A file
+/// that does not load is reported and the rules in force stay.
+async fn reload_identities(authorizer: Arc<Authorizer>, auth: ClientAuth) {
+    let Some(path) = auth.identities_file.clone() else {
+        return;
+    };
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; the identities file is still reloaded when it changes");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let signalled = match hangup.as_mut() {
+            Some(h) => tokio::select! {
+                _ = h.recv() => true,
+                _ = tick.tick() => false,
+            },
+            None => {
+                tick.tick().await;
+                false
+            }
+        };
+        let now = modified(&path);
+        if !signalled && now == seen {
+            continue;
+        }
+        seen = now;
+        match rules_of(&auth) {
+            Ok(rules) => {
+                let count = rules.identities.len();
+                authorizer.reload(rules);
+                info!(file = %path.display(), identities = count, "identities reloaded");
+            }
+            Err(e) => error!(error = %e, "identities file not reloaded; the previous rules stay in force"),
+        }
     }
 }
 
@@ -360,7 +413,6 @@ impl<F: Future> MapIntoUnit for F {}
 
 /// The s3s service over `front`, with client authentication and virtual hosts.
 pub(crate) fn build_service(
-    auth_config: &ClientAuth,
     authorizer: &Arc<Authorizer>,
     domains: &[String],
     front: Front,
@@ -368,11 +420,7 @@ pub(crate) fn build_service(
     let mut builder = S3ServiceBuilder::new(front);
     // Always installed, even with no key pair (anonymous reads only): s3s asks the access
     // hook only when an authenticator is set.
-    let mut auth = SimpleAuth::new();
-    for c in &auth_config.credentials {
-        auth.register(c.access_key.clone(), c.secret_key.clone().into());
-    }
-    builder.set_auth(auth);
+    builder.set_auth(authorizer.s3s_auth());
     builder.set_access(authorizer.s3s_access());
     if !domains.is_empty() {
         builder.set_host(VirtualHosts::new(domains)?);

@@ -47,7 +47,7 @@ pub struct SignedRequest<'a> {
 
 /// Checks SigV4 signatures against a fixed set of client credentials.
 pub struct Verifier {
-    secrets: HashMap<String, String>,
+    secrets: RwLock<HashMap<String, String>>,
     /// Keyed signing HMACs by credential scope (`access-key/date/region/service`).
     signing_keys: RwLock<HashMap<String, HmacSha256>>,
 }
@@ -57,12 +57,21 @@ impl Verifier {
     #[must_use]
     pub fn new(credentials: &[Credentials]) -> Self {
         Self {
-            secrets: credentials
-                .iter()
-                .map(|c| (c.access_key.clone(), c.secret_key.clone()))
-                .collect(),
+            secrets: RwLock::new(secrets_of(credentials)),
             signing_keys: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Accepts signatures by `credentials` from now on (and no others): on reload.
+    pub fn replace_credentials(&self, credentials: &[Credentials]) {
+        let mut secrets = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
+        *secrets = secrets_of(credentials);
+        // Derived keys may belong to a secret that changed or went away.
+        self.signing_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        drop(secrets);
     }
 
     /// The access key that signed `req`, when it carries a valid SigV4 signature (presigned
@@ -178,7 +187,10 @@ impl Verifier {
         {
             return Some(mac.clone());
         }
-        let secret = self.secrets.get(credential.access_key)?;
+        // Held until the key is cached, so a reload (which takes it to write) cannot clear
+        // the cache between this derivation from the old secret and its insertion.
+        let secrets = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
+        let secret = secrets.get(credential.access_key)?;
         let k_date = hmac(format!("AWS4{secret}").as_bytes(), credential.date.as_bytes())?;
         let k_region = hmac(&k_date, credential.region.as_bytes())?;
         let k_service = hmac(&k_region, credential.service.as_bytes())?;
@@ -189,8 +201,17 @@ impl Verifier {
             keys.clear();
         }
         keys.insert(scope.to_owned(), mac.clone());
+        drop(keys);
+        drop(secrets);
         Some(mac)
     }
+}
+
+fn secrets_of(credentials: &[Credentials]) -> HashMap<String, String> {
+    credentials
+        .iter()
+        .map(|c| (c.access_key.clone(), c.secret_key.clone()))
+        .collect()
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {

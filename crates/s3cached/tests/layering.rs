@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "size",
             "metrics",
             "config",
+            "identities",
             "write_guard",
             "read_request",
             "hit_headers",

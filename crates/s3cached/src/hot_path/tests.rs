@@ -18,7 +18,7 @@ use crate::entry::{Entry, ObjectMeta};
 use crate::front::Front;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
-use crate::sigv4::tests::{ACCESS_KEY, SECRET_KEY, signed, verifier};
+use crate::sigv4::tests::{ACCESS_KEY, SECRET_KEY, signed};
 use crate::tier::memory::MemoryTier;
 use crate::tier::{CacheTier, FillToken};
 
@@ -48,10 +48,13 @@ pub(super) fn setup(allow_anonymous: bool) -> Setup {
             secret_key: SECRET_KEY.to_owned(),
         }],
         allow_anonymous,
+        identities_file: None,
     };
-    let authorizer = Arc::new(Authorizer::new(&auth));
-    let full = crate::server::build_service(&auth, &authorizer, &[], Front::new(Arc::clone(&engine))).expect("service");
-    let hot = HotPath::new(Arc::clone(&engine), Some(verifier()), authorizer, None);
+    let rules = crate::auth::rules_of(&auth).expect("rules");
+    let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
+    let front = Front::new(Arc::clone(&engine), Arc::clone(&authorizer));
+    let full = crate::server::build_service(&authorizer, &[], front).expect("service");
+    let hot = HotPath::new(Arc::clone(&engine), authorizer, None);
     Setup { engine, hot, full }
 }
 
@@ -313,10 +316,11 @@ async fn virtual_hosted_requests_name_the_same_object() {
     let engine = Engine::new(origin, Arc::clone(&tier), metrics, CachePolicy::default());
     let hosts = VirtualHosts::new(&["s3.local".to_owned()]).expect("domain");
     let anonymous_reads = ClientAuth {
-        credentials: Vec::new(),
         allow_anonymous: true,
+        ..ClientAuth::default()
     };
-    let hot = HotPath::new(engine, None, Arc::new(Authorizer::new(&anonymous_reads)), Some(hosts));
+    let rules = crate::auth::rules_of(&anonymous_reads).expect("rules");
+    let hot = HotPath::new(engine, Arc::new(Authorizer::new(rules, None)), Some(hosts));
     tier.insert(
         CacheKey::new("photos", "a/b.jpg").expect("key"),
         Arc::new(Entry::new(rich_meta(3), Bytes::from_static(b"jpg"))),
