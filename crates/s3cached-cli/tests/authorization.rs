@@ -323,11 +323,11 @@ async fn identities_get_exactly_what_their_rules_grant() {
             f.push(format!("{key} is gone from the origin after a refused delete"));
         }
     }
+    assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
     let denials = proxy
         .metric_value("s3cached_authorization_denials_total{identity=team,action=read}")
         .await;
     assert!(denials >= 3.0, "denials are counted per identity: {denials}");
-    assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
