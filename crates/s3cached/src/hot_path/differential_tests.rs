@@ -12,7 +12,8 @@ use std::time::Duration;
 use aws_sigv4::http_request::SignatureLocation;
 use bytes::Bytes;
 
-use super::tests::{Setup, hello, now, parts, put, setup, with_body};
+use super::tests::{Setup, hello, now, parts, put, setup, setup_with, with_body};
+use crate::identities::Identities;
 use crate::sigv4::tests::{ACCESS_KEY, HOST, SECRET_KEY, signed, signed_by};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,10 +299,10 @@ fn corpus(anonymous_reads: bool) -> Vec<Case> {
         .collect()
 }
 
-async fn run(s: &Setup, anonymous_reads: bool) {
+async fn run(s: &Setup, cases: Vec<Case>, context: &str) {
     let mut failures = Vec::new();
-    for case in corpus(anonymous_reads) {
-        let what = format!("{} (anonymous reads {anonymous_reads})", case.what);
+    for case in cases {
+        let what = format!("{} ({context})", case.what);
         let hot = s.hot.answer(&with_body(case.req.clone()));
         let full = parts(s.full.call(with_body(case.req)).await.expect("full path")).await;
         let accepted = full.0.is_success();
@@ -333,10 +334,106 @@ async fn both_doors_decide_alike() {
     for anonymous_reads in [false, true] {
         let s = setup(anonymous_reads);
         put(&s, "bucket", "k", hello()).await;
-        run(&s, anonymous_reads).await;
+        run(
+            &s,
+            corpus(anonymous_reads),
+            &format!("anonymous reads {anonymous_reads}"),
+        )
+        .await;
         // The object the doors answer with is the cached one.
         let req = signed("GET", "/bucket/k", SignatureLocation::QueryParams, SECRET_KEY, now());
         let answer = parts(s.hot.answer(&with_body(req)).expect("hot path")).await;
         assert_eq!(answer.2, Bytes::from_static(b"hello"));
     }
+}
+
+/// Identities with narrower rules: a prefix-scoped reader, a writer that may not read, and
+/// anonymous reads of one prefix. The doors must refuse the same reads.
+#[tokio::test]
+async fn both_doors_apply_the_same_grants() {
+    use Expect::{Both, Neither};
+    let file = format!(
+        r#"
+[[identity]]
+access-key = "{ACCESS_KEY}"
+secret-key = "{SECRET_KEY}"
+allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
+
+[[identity]]
+access-key = "AKIDWRITER"
+secret-key = "{SECRET_KEY}"
+allow = [{{ actions = ["write", "list"], on = ["bucket"] }}]
+
+[anonymous]
+allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
+"#
+    );
+    let s = setup_with(Identities::parse(&file, |_| None).expect("identities"));
+    put(&s, "bucket", "pub/a", hello()).await;
+    put(&s, "bucket", "priv/b", hello()).await;
+    let q = SignatureLocation::QueryParams;
+    let h = SignatureLocation::Headers;
+    let writer = |path: &str| signed_by("AKIDWRITER", "GET", path, q, SECRET_KEY, now(), false);
+    let cases = vec![
+        (
+            "scoped reader, presigned, in prefix",
+            signed("GET", "/bucket/pub/a", q, SECRET_KEY, now()),
+            Both,
+        ),
+        (
+            "scoped reader, header, in prefix",
+            signed("GET", "/bucket/pub/a", h, SECRET_KEY, now()),
+            Both,
+        ),
+        (
+            "scoped reader, HEAD in prefix",
+            signed("HEAD", "/bucket/pub/a", h, SECRET_KEY, now()),
+            Both,
+        ),
+        (
+            "scoped reader, outside its prefix",
+            signed("GET", "/bucket/priv/b", q, SECRET_KEY, now()),
+            Neither,
+        ),
+        (
+            "scoped reader, HEAD outside",
+            signed("HEAD", "/bucket/priv/b", h, SECRET_KEY, now()),
+            Neither,
+        ),
+        (
+            "scoped reader, expired",
+            signed("GET", "/bucket/pub/a", q, SECRET_KEY, now() - Duration::from_secs(3600)),
+            Neither,
+        ),
+        (
+            "scoped reader, wrong secret",
+            signed("GET", "/bucket/pub/a", q, "wrong", now()),
+            Neither,
+        ),
+        ("writer without read", writer("/bucket/pub/a"), Neither),
+        (
+            "anonymous in prefix",
+            anonymous("GET", "/bucket/pub/a", Some("localhost")),
+            Both,
+        ),
+        (
+            "anonymous outside",
+            anonymous("GET", "/bucket/priv/b", Some("localhost")),
+            Neither,
+        ),
+        (
+            "anonymous write",
+            anonymous("PUT", "/bucket/pub/a", Some("localhost")),
+            Neither,
+        ),
+    ];
+    let cases = cases
+        .into_iter()
+        .map(|(what, req, expect)| Case {
+            what: what.to_owned(),
+            req,
+            expect,
+        })
+        .collect();
+    run(&s, cases, "identities file").await;
 }

@@ -34,14 +34,6 @@ pub(super) struct Setup {
 }
 
 pub(super) fn setup(allow_anonymous: bool) -> Setup {
-    let metrics = Arc::new(Metrics::new());
-    let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::new(
-        64 << 20,
-        EvictionPolicy::Lru,
-        Some(Arc::clone(&metrics)),
-    ));
-    let origin = Origin::from_s3(NoOrigin, Arc::clone(&metrics), "none".to_owned());
-    let engine = Engine::new(origin, tier, metrics, CachePolicy::default());
     let auth = ClientAuth {
         credentials: vec![Credentials {
             access_key: ACCESS_KEY.to_owned(),
@@ -50,7 +42,19 @@ pub(super) fn setup(allow_anonymous: bool) -> Setup {
         allow_anonymous,
         identities_file: None,
     };
-    let rules = crate::auth::rules_of(&auth).expect("rules");
+    setup_with(crate::auth::rules_of(&auth).expect("rules"))
+}
+
+/// Both doors over an in-memory tier, authorizing by `rules`.
+pub(super) fn setup_with(rules: crate::identities::Identities) -> Setup {
+    let metrics = Arc::new(Metrics::new());
+    let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::new(
+        64 << 20,
+        EvictionPolicy::Lru,
+        Some(Arc::clone(&metrics)),
+    ));
+    let origin = Origin::from_s3(NoOrigin, Arc::clone(&metrics), "none".to_owned());
+    let engine = Engine::new(origin, tier, metrics, CachePolicy::default());
     let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
     let front = Front::new(Arc::clone(&engine), Arc::clone(&authorizer));
     let full = crate::server::build_service(&authorizer, &[], front).expect("service");
