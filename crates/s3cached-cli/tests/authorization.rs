@@ -396,3 +396,70 @@ async fn the_identities_file_reloads_and_a_bad_one_keeps_the_rules() {
     assert!(put.is_err());
     put_bytes(&origin.client(), &bucket, "k2", b"y".to_vec()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_under_load_lose_no_request() {
+    let origin = seaweed::shared();
+    let bucket = origin.new_bucket("authz-load").await;
+    origin.put_object(&bucket, "hot", b"hot".to_vec()).await;
+    origin.put_object(&bucket, "cold", b"cold".to_vec()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("identities.toml");
+    let version = |n: u32| {
+        format!(
+            "# version {n}\n[[identity]]\naccess-key = \"load\"\nsecret-key = \"load-secret\"\n\
+             allow = [{{ actions = [\"read\"], on = [\"{bucket}\"] }}]\n\
+             [[identity]]\naccess-key = \"extra-{n}\"\nsecret-key = \"x\"\nallow = []\n"
+        )
+    };
+    std::fs::write(&file, version(0)).expect("write identities");
+    let file_arg = file.to_string_lossy().into_owned();
+    let proxy = S3Cached::builder()
+        .origin(&origin.endpoint())
+        .args(["--identities", file_arg.as_str()])
+        .start();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (client, bucket, stop) = (
+            s3_client(&proxy.endpoint(), "load", "load-secret"),
+            bucket.clone(),
+            std::sync::Arc::clone(&stop),
+        );
+        workers.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Hot-path hits and full-path misses alike.
+                let key = if w % 2 == 0 { "hot" } else { "cold" };
+                match client.get_object().bucket(&bucket).key(key).send().await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(code(&e)),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    // Five reloads, each seen (mtime) within the run.
+    for n in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        std::fs::write(&file, version(n)).expect("rewrite identities");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for w in workers {
+        let (o, f) = w.await.expect("worker");
+        ok += o;
+        failed.extend(f);
+    }
+    let reloads = proxy.log_contents().matches("identities reloaded").count();
+    assert!(reloads >= 3, "reloads seen: {reloads}\n{}", proxy.log_tail());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed across reloads: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 100, "only {ok} requests ran");
+}
