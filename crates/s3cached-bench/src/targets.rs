@@ -245,6 +245,7 @@ impl Targets {
         }
         let config = ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             domains: Vec::new(),
             origin: OriginConfig::S3 {

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use s3cached::config::{
     ApplyConfig, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials, EventsConfig, EvictionPolicy,
     Freshness, HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig,
-    TtlRule,
+    TlsConfig, TtlRule,
 };
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
@@ -41,6 +41,16 @@ pub struct ServeArgs {
     /// Address of the S3 endpoint.
     #[arg(long, env = "S3CACHED_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) on --listen with this PEM certificate chain,
+    /// leaf first; needs --tls-key. Both files are read again when they change (checked every
+    /// second, and on SIGHUP): new connections get the new certificate, open ones continue.
+    #[arg(long, env = "S3CACHED_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "S3CACHED_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Address serving /metrics and /health (`off` disables). Kept apart from the S3 port so
     /// no bucket name can collide with them.
@@ -399,6 +409,10 @@ impl ServeArgs {
         Ok(ServeConfig {
             events,
             listen: self.listen,
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsConfig::new(cert, key)),
             admin_listen,
             domains: self.domains,
             origin,
@@ -435,13 +449,15 @@ impl ServeArgs {
 /// Runs `serve` until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
-    info!(
-        memory_capacity = %ByteSize(config.memory.capacity),
-        max_object_size = %ByteSize(config.policy.max_object_size),
-        ttl = ?config.policy.ttl,
-        "cache configuration"
+    let (memory_capacity, max_object_size, ttl) = (
+        ByteSize(config.memory.capacity),
+        ByteSize(config.policy.max_object_size),
+        config.policy.ttl,
     );
+    // Logged once the settings proved usable, so that a bad one (a TLS file, say) is the
+    // only line printed.
     let server = Server::bind(config).await?;
+    info!(%memory_capacity, %max_object_size, ?ttl, "cache configuration");
     server.run(shutdown_signal()).await;
     Ok(())
 }

@@ -228,6 +228,8 @@ pub struct ClientAuth {
 pub struct ServeConfig {
     /// S3 listener.
     pub listen: SocketAddr,
+    /// HTTPS on the S3 listener; `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
     /// Listener for `/metrics` and `/health`; `None` disables it.
     pub admin_listen: Option<SocketAddr>,
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`).
@@ -249,6 +251,30 @@ pub struct ServeConfig {
     /// Answer plain GET/HEAD memory hits before the full S3 request handling
     /// ([`crate::hot_path`]); off, every request takes the full path.
     pub hot_path: bool,
+}
+
+/// The certificate and key of the S3 listener's HTTPS (PEM files). Both files are read again
+/// when they change, so a renewed certificate needs no restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1) of the leaf certificate.
+    pub key: PathBuf,
+    /// How often the files are checked for a change.
+    pub reload_interval: Duration,
+}
+
+impl TlsConfig {
+    /// `cert` and `key`, checked for changes every second.
+    #[must_use]
+    pub fn new(cert: PathBuf, key: PathBuf) -> Self {
+        Self {
+            cert,
+            key,
+            reload_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Objects to load into the cache when they are created at the origin.

@@ -3,7 +3,8 @@
 //! The library holds everything but the command line: the S3 front end ([`front`]), the hot path
 //! that answers plain memory hits before it ([`hot_path`], with [`sigv4`]), the read and
 //! write paths ([`engine`]), the cache tiers ([`tier`]), the origin client ([`origin`]), metrics
-//! ([`metrics`]) and the HTTP server that ties them together ([`server`]). The `s3cached` binary
+//! ([`metrics`]) and the HTTP server that ties them together ([`server`], with [`tls`] for
+//! HTTPS). The `s3cached` binary
 //! builds a [`config::ServeConfig`] from flags and runs a [`server::Server`].
 
 pub mod admin;
@@ -27,5 +28,6 @@ pub mod server;
 pub mod sigv4;
 pub mod size;
 pub mod tier;
+pub mod tls;
 pub mod warm;
 pub mod write_guard;

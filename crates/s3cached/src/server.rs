@@ -1,6 +1,7 @@
 //! The process: builds origin, tier, engine and S3 service from a [`ServeConfig`], accepts
-//! connections on the S3 listener and the admin listener (`/metrics`, `/health`), and shuts
-//! down gracefully (in-flight requests finish within the grace period).
+//! connections on the S3 listener (HTTPS when configured, see [`crate::tls`]) and the admin
+//! listener (`/metrics`, `/health`), and shuts down gracefully (in-flight requests finish
+//! within the grace period).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,6 +35,7 @@ use crate::tier::memory::MemoryTier;
 use crate::tier::redis::RedisTier;
 use crate::tier::tiered::Tiered;
 use crate::tier::{CacheTier, Lifetimes};
+use crate::tls::{Tls, TlsError};
 use crate::write_guard::WriteGuard;
 
 /// Why the server could not start.
@@ -57,6 +59,9 @@ pub enum ServeError {
     /// The identities file cannot be loaded.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Neither client credentials nor anonymous access were configured.
     #[error("no client credentials configured and anonymous access is off: nobody could use this endpoint")]
     NoClientAuth,
@@ -65,6 +70,7 @@ pub enum ServeError {
 /// A bound, ready-to-run s3cached.
 pub struct Server {
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     admin: Option<TcpListener>,
     service: HotPathService,
     engine: Arc<Engine>,
@@ -86,6 +92,8 @@ impl Server {
             return Err(ServeError::NoClientAuth);
         }
         let rules = rules_of(auth)?;
+        // Before anything connects anywhere: a bad certificate is a configuration error.
+        let tls = config.tls.as_ref().map(Tls::load).transpose()?;
         let engine = build_engine(&config).await?;
         let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
         let full = build_service(
@@ -118,6 +126,7 @@ impl Server {
         ));
         Ok(Self {
             listener,
+            tls,
             admin,
             service,
             authorizer,
@@ -155,7 +164,8 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         if let Ok(addr) = self.listener.local_addr() {
-            info!(%addr, origin = self.engine.origin().description(), tier = self.engine.tier().name(), "s3cached listening");
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            info!(%addr, scheme, origin = self.engine.origin().description(), tier = self.engine.tier().name(), "s3cached listening");
         }
         let admin_task = self.admin.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
@@ -164,17 +174,15 @@ impl Server {
             let admin = Arc::clone(&self.admin_state);
             tokio::spawn(accept_loop(
                 listener,
+                None,
                 stop_rx.clone(),
                 Arc::clone(&graceful),
-                move |io| {
+                move || {
                     let admin = Arc::clone(&admin);
-                    serve_conn(
-                        io,
-                        service_fn(move |req| {
-                            let admin = Arc::clone(&admin);
-                            async move { Ok::<_, Infallible>(admin.respond(req).await) }
-                        }),
-                    )
+                    service_fn(move |req| {
+                        let admin = Arc::clone(&admin);
+                        async move { Ok::<_, Infallible>(admin.respond(req).await) }
+                    })
                 },
             ))
         });
@@ -197,18 +205,23 @@ impl Server {
                 }
             })
         });
-        let reload_task = self
+        let identities_task = self
             .auth
             .identities_file
             .is_some()
             .then(|| tokio::spawn(reload_identities(Arc::clone(&self.authorizer), self.auth.clone())));
+        let tls_task = self.tls.as_ref().map(Tls::spawn_reloader);
         let service = self.service.clone();
-        let s3_task = tokio::spawn(accept_loop(self.listener, stop_rx, Arc::clone(&graceful), move |io| {
-            serve_conn(io, service.clone())
-        }));
+        let s3_task = tokio::spawn(accept_loop(
+            self.listener,
+            self.tls,
+            stop_rx,
+            Arc::clone(&graceful),
+            move || service.clone(),
+        ));
         shutdown.await;
         info!("shutting down: no new connections, waiting for in-flight requests");
-        for task in [sqs_task, warm_task, reload_task].into_iter().flatten() {
+        for task in [sqs_task, warm_task, identities_task, tls_task].into_iter().flatten() {
             task.abort();
         }
         let _ = stop_tx.send(true);
@@ -362,15 +375,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-fn serve_conn<S>(io: TokioIo<tokio::net::TcpStream>, service: S) -> (TokioIo<tokio::net::TcpStream>, S) {
-    (io, service)
-}
-
+/// Accepts connections until `stop`, serving each with a service from `make`; with `tls`,
+/// after a handshake in the connection's own task (a slow client must not hold up accepts).
 async fn accept_loop<S, B>(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     mut stop: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
-    make: impl Fn(TokioIo<tokio::net::TcpStream>) -> (TokioIo<tokio::net::TcpStream>, S),
+    make: impl Fn() -> S,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
@@ -379,7 +391,7 @@ async fn accept_loop<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = ConnBuilder::new(TokioExecutor::new());
+    let builder = Arc::new(ConnBuilder::new(TokioExecutor::new()));
     loop {
         let (socket, _) = tokio::select! {
             res = listener.accept() => match res {
@@ -394,10 +406,31 @@ async fn accept_loop<S, B>(
             _ = stop.changed() => break,
         };
         let _ = socket.set_nodelay(true);
-        let (io, service) = make(TokioIo::new(socket));
-        let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
-        let conn: ConnFuture = Box::pin(graceful.watch(conn).map_into_unit());
-        tokio::spawn(conn);
+        let service = make();
+        // Taken now, so that shutdown also waits for a connection still in its handshake.
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(socket), service)
+                    .into_owned();
+                let conn: ConnFuture = Box::pin(watcher.watch(conn).map_into_unit());
+                tokio::spawn(conn);
+            }
+            Some(tls) => {
+                let (tls, builder) = (Arc::clone(tls), Arc::clone(&builder));
+                tokio::spawn(async move {
+                    let Some(stream) = tls.handshake(socket).await else {
+                        return;
+                    };
+                    // The auto builder tells HTTP/2 (ALPN `h2`) from HTTP/1.1 by the preface.
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
     }
 }
 

@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tiers and origin", &["tier", "origin"]),
     ("engine", &["engine"]),
     ("doors", &["front", "hot_path", "sigv4", "host", "auth"]),
-    ("process", &["server", "admin", "events", "warm"]),
+    ("process", &["server", "admin", "events", "warm", "tls"]),
 ];
 
 type Module = Vec<String>;

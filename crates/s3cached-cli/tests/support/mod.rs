@@ -12,6 +12,7 @@
 //! - [`metrics`]: reading s3cached's `/metrics`.
 //! - [`events`]: S3 notification records and webhook posts for the `events_*` tests.
 //! - [`proxy_s3`]: s3cached over SeaweedFS and origin-vs-cache comparisons for `proxy_s3*`.
+//! - [`tls`]: test certificates (a CA and the leaf certificates it signs), made with rcgen.
 //! - [`process`]: child processes, their logs, waiting for a server to answer.
 //! - [`util`]: free ports, tool lookup, unique names, temporary directories, sync-to-async.
 //!
@@ -32,6 +33,7 @@ pub mod proxy;
 pub mod proxy_s3;
 pub mod redis;
 pub mod seaweed;
+pub mod tls;
 pub mod util;
 
 /// Region every test client signs for.
