@@ -117,9 +117,12 @@ impl Message {
         let mut field = || -> Option<String> {
             let colon = rest.iter().position(|&b| b == b':')?;
             let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-            let body = rest.get(colon + 1..colon + 1 + len)?;
+            // The length comes from the wire: it may be anything up to usize::MAX.
+            let start = colon.checked_add(1)?;
+            let end = start.checked_add(len)?;
+            let body = rest.get(start..end)?;
             let s = String::from_utf8(body.to_vec()).ok()?;
-            rest = &rest[colon + 1 + len..];
+            rest = rest.get(end..)?;
             Some(s)
         };
         let msg = match kind {
@@ -493,6 +496,23 @@ mod tests {
         for m in msgs {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
+    }
+
+    #[test]
+    fn lengths_near_usize_max_are_rejected_without_panicking() {
+        let max = usize::MAX;
+        for len in [max, max - 1, max - 2, max / 2 + 1] {
+            let crafted = [
+                format!("H{len}:abc"),
+                format!("A1:a1:1{len}:b"),
+                format!("I1:a1:1{len}:bkt1:k1:-"),
+                format!("I1:a1:13:bkt{len}:k1:-"),
+            ];
+            for bad in crafted {
+                assert_eq!(Message::decode(bad.as_bytes()), None, "{bad}");
+            }
+        }
+        assert_eq!(Message::decode(b"H99999999999999999999999:a"), None);
     }
 
     #[test]
