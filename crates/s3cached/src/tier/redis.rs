@@ -40,6 +40,9 @@ pub const NAME: &str = "redis";
 /// below this, so a fill can never miss a write because the generation key expired.
 const GENERATION_TTL_MS: u64 = 3_600_000;
 
+/// Invalidations of one batch in flight at once (sent together on the multiplexed connection).
+const INVALIDATE_CONCURRENCY: usize = 64;
+
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
@@ -320,6 +323,20 @@ impl CacheTier for RedisTier {
             generation: Some(generation),
             epoch: 0,
         })
+    }
+
+    async fn invalidate_many(&self, keys: &[CacheKey]) -> Vec<Result<FillToken, TierError>> {
+        // Concurrent calls share the multiplexed connection, so they travel pipelined: one
+        // pass instead of a round trip per key.
+        let mut results = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(INVALIDATE_CONCURRENCY) {
+            let mut calls = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                calls.push(self.invalidate(key));
+            }
+            results.extend(futures::future::join_all(calls).await);
+        }
+        results
     }
 
     fn stats(&self) -> TierStats {
