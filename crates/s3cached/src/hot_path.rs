@@ -206,7 +206,72 @@ impl HotPath {
     }
 }
 
-/// The S3 service with the hot path in front: what the S3 listener serves.
+/// S3's limit on a request's header section, in bytes (every `name: value` line with its
+/// line break).
+pub const MAX_HEADER_SECTION: usize = 8 * 1024;
+
+/// The methods some S3 operation (or CORS preflight) uses; anything else is refused.
+fn known_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE | Method::OPTIONS
+    )
+}
+
+fn header_section_len(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .fold(0, usize::saturating_add)
+}
+
+/// An S3-style XML error answer. `extra` is further XML elements, already escaped.
+fn s3_error(status: http::StatusCode, code: &str, message: &str, extra: &str) -> HttpResponse {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>{extra}</Error>"
+    );
+    let mut resp = Response::new(s3s::Body::from(xml));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    resp
+}
+
+/// The answer to a request no S3 operation may take, whichever door it would go to: a
+/// header section over S3's limit, or a method S3 does not know.
+fn refusal<B>(req: &Request<B>) -> Option<HttpResponse> {
+    if !known_method(req.method()) {
+        // Method names are tokens (no `<` or `&`), so the name goes into the XML as it is.
+        let extra = format!(
+            "<Method>{}</Method><ResourceType>OBJECT</ResourceType>",
+            req.method().as_str()
+        );
+        let mut resp = s3_error(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+            &extra,
+        );
+        resp.headers_mut().insert(
+            header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE, OPTIONS"),
+        );
+        return Some(resp);
+    }
+    if header_section_len(req.headers()) > MAX_HEADER_SECTION {
+        return Some(s3_error(
+            http::StatusCode::BAD_REQUEST,
+            "RequestHeaderSectionTooLarge",
+            "Your request header section exceeds the maximum allowed size.",
+            &format!("<MaxSizeAllowed>{MAX_HEADER_SECTION}</MaxSizeAllowed>"),
+        ));
+    }
+    None
+}
+
+/// The S3 service with the hot path in front: what the S3 listener serves. Requests no S3
+/// operation may take (an unknown method, an oversized header section) are answered here with
+/// S3's error, before either door.
 #[derive(Clone)]
 pub struct HotPathService {
     hot: Option<Arc<HotPath>>,
@@ -232,6 +297,9 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
     type Future = Either<Ready<Answer>, BoxFuture<'static, Answer>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if let Some(resp) = refusal(&req) {
+            return Either::Left(ready(Ok(resp)));
+        }
         match self.hot.as_ref().and_then(|hot| hot.answer(&req)) {
             Some(resp) => Either::Left(ready(Ok(resp))),
             None => Either::Right(hyper::service::Service::call(&self.full, req)),

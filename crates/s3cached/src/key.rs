@@ -147,10 +147,21 @@ pub fn validate_bucket(bucket: &str) -> Result<(), KeyError> {
 /// - the object's write generation at `{<bucket>:<key>}:g` (see the Redis tier).
 ///
 /// Keys containing braces need care, because Redis hashes only the text between the first `{`
-/// and the next `}` when there is such a non-empty tag. When `<bucket>:<key>` has a tag `h`,
-/// the prefix is `{h}<bucket>:<key>` (same slot as the body key). When it has no tag but
-/// contains `}`, no prefix can share its slot: then the body moves to `{%<escaped>}:b`, with
-/// `{`, `}` and `%` percent-escaped, and readers of `bucket:key` do not see that object.
+/// and the next `}` when there is such a non-empty tag, and because an object key may itself
+/// end in text that looks like a suffix (`:m`, `:v:<version>:m`). Every prefix below therefore
+/// ends at a `}` that the object's name cannot contain, so where the name ends is never in
+/// doubt and two objects (or versions) never share a key:
+///
+/// - `<bucket>:<key>` without `{` or `}`, or with `{` but no tag: the prefix is
+///   `{<bucket>:<key>}`, as above;
+/// - with a tag `h`: the prefix is `{h}<escaped>}`, where `<escaped>` is `<bucket>:<key>` with
+///   `%`, `{` and `}` percent-escaped; the tag, and so the slot, is the body key's;
+/// - with a `}` but no tag: no prefix can share the slot of `<bucket>:<key>`, so the body
+///   moves to `{%<escaped>}:b` and readers of `bucket:key` do not see that object.
+///
+/// After the first `}` a tagged prefix goes on with a bucket name's first character and the
+/// others with `:`; an escaped prefix starts with `%`, which no bucket name does; body keys
+/// at `<bucket>:<key>` never start with `{`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisKeys {
     /// The object's bytes.
@@ -167,7 +178,7 @@ impl RedisKeys {
     pub fn of(key: &CacheKey) -> Self {
         let plain = format!("{}:{}", key.bucket(), key.key());
         let (prefix, latest_body) = match hash_tag(&plain) {
-            Some(tag) => (format!("{{{tag}}}{plain}"), Some(plain.clone())),
+            Some(tag) => (format!("{{{tag}}}{}}}", escape_braces(&plain)), Some(plain.clone())),
             None if !plain.contains('}') => (format!("{{{plain}}}"), Some(plain.clone())),
             // A leading `%` never starts a bucket name, so escaped prefixes cannot meet plain ones.
             None => (format!("{{%{}}}", escape_braces(&plain)), None),
@@ -231,6 +242,12 @@ fn escape_braces(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
     use super::*;
 
     #[test]
@@ -317,6 +334,91 @@ mod tests {
                 assert_eq!(cluster_slot(&r.generation), slot, "generation of {name:?}: {r:?}");
                 // Versions share the generation, so a write bumps it for all of them.
                 assert_eq!(r.generation, RedisKeys::of(&k.latest()).generation);
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_that_ends_like_a_version_suffix_keeps_its_own_keys() {
+        // The latest version of `a{b}c:v:x` and version `x` of `a{b}c` once shared `:m`.
+        let tricky = RedisKeys::of(&CacheKey::new("bkt", "a{b}c:v:x").unwrap());
+        let version = RedisKeys::of(&CacheKey::new("bkt", "a{b}c").unwrap().with_version(Some("x")));
+        assert_eq!(tricky.body, "bkt:a{b}c:v:x");
+        assert_eq!(tricky.meta, "{b}bkt:a%7Bb%7Dc:v:x}:m");
+        assert_eq!(version.meta, "{b}bkt:a%7Bb%7Dc}:v:x:m");
+    }
+
+    /// Pieces of generated object keys and version ids: braces, colons, `%` and text that looks
+    /// like the schema's own suffixes and escapes.
+    const FRAGMENTS: &[&str] = &[
+        "a", "b", "x", "v", "{", "}", ":", "%", "%7B", "%7D", "%25", ":v:", ":m", ":b", ":g", "{b}", "}:", "{}",
+    ];
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        vec(select(FRAGMENTS), 1..=max).prop_map(|parts| parts.concat())
+    }
+
+    fn version() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(text(3))
+    }
+
+    type Object = (&'static str, String, Option<String>);
+
+    /// Independent objects, and pairs whose second key extends the first one's with a tail
+    /// (often `:v:<the first one's version>`, the shape of a suffix), where collisions hide.
+    fn objects() -> impl Strategy<Value = Vec<Object>> {
+        let bucket = select(&["bkt", "bkt2", "b.k-t"][..]);
+        let single = (bucket.clone(), text(6), version()).prop_map(|o| vec![o]);
+        let pair = (bucket, text(5), version(), version(), text(3), any::<bool>()).prop_map(
+            |(bucket, base, v1, v2, tail, suffix_like)| {
+                let tail = match (&v1, suffix_like) {
+                    (Some(v), true) => format!(":v:{v}"),
+                    _ => tail,
+                };
+                vec![(bucket, base.clone(), v1), (bucket, base + &tail, v2)]
+            },
+        );
+        vec(prop_oneof![single, pair], 1..12).prop_map(|groups| groups.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn distinct_objects_and_versions_never_share_a_redis_key(objects in objects()) {
+            // Who owns each Redis key: (role, bucket, key, version); a generation belongs to
+            // every version of its object.
+            let mut owners: HashMap<String, (&str, &str, String, Option<String>)> = HashMap::new();
+            for (bucket, name, version) in &objects {
+                let k = CacheKey::new(bucket, name).unwrap().with_version(version.as_deref());
+                let r = RedisKeys::of(&k);
+                for (role, redis_key, version) in [
+                    ("body", r.body, version.clone()),
+                    ("meta", r.meta, version.clone()),
+                    ("generation", r.generation, None),
+                ] {
+                    let owner = (role, *bucket, name.clone(), version);
+                    if let Some(previous) = owners.get(&redis_key) {
+                        prop_assert_eq!(previous, &owner, "both use {}", redis_key);
+                    }
+                    owners.insert(redis_key, owner);
+                }
+            }
+        }
+
+        #[test]
+        fn every_key_of_a_generated_object_shares_one_slot(
+            name in text(8),
+            v1 in text(3),
+            v2 in text(3),
+        ) {
+            let latest = CacheKey::new("bkt", &name).unwrap();
+            let slot = cluster_slot(&RedisKeys::of(&latest).meta);
+            for k in [latest.clone(), latest.clone().with_version(Some(&v1)), latest.with_version(Some(&v2))] {
+                let r = RedisKeys::of(&k);
+                for redis_key in [&r.body, &r.meta, &r.generation] {
+                    prop_assert_eq!(cluster_slot(redis_key), slot, "{} of {:?}", redis_key, k);
+                }
             }
         }
     }

@@ -43,6 +43,13 @@ pub struct WritePermit<'a> {
     pub sequence: u64,
 }
 
+/// Holds the stripe locks of every object one write changes while it invalidates them all.
+pub struct BatchPermit<'a> {
+    _locks: Vec<tokio::sync::MutexGuard<'a, u64>>,
+    /// The write's sequence number, recorded for every object of the batch.
+    pub sequence: u64,
+}
+
 impl WriteGuard {
     /// A guard with no writes recorded.
     #[must_use]
@@ -53,11 +60,14 @@ impl WriteGuard {
         }
     }
 
+    // The modulo keeps the index below STRIPES, so the cast cannot truncate meaningfully.
+    #[allow(clippy::cast_possible_truncation)]
+    fn stripe_index(key: &CacheKey) -> usize {
+        (key.object_hash() % STRIPES as u64) as usize
+    }
+
     fn stripe(&self, key: &CacheKey) -> &Mutex<u64> {
-        // The modulo keeps the index below STRIPES, so the cast cannot truncate meaningfully.
-        #[allow(clippy::cast_possible_truncation)]
-        let i = (key.object_hash() % STRIPES as u64) as usize;
-        &self.stripes[i]
+        &self.stripes[Self::stripe_index(key)]
     }
 
     /// The sequence number a fill records before it reads the origin.
@@ -73,6 +83,27 @@ impl WriteGuard {
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         *lock = sequence;
         WritePermit { _lock: lock, sequence }
+    }
+
+    /// [`Self::begin_write`] for every object of `keys` at once (one write of many objects):
+    /// their stripes are locked each once, in ascending order, so that two batches never wait
+    /// for each other in a cycle (every other holder keeps one stripe at a time).
+    pub async fn begin_writes(&self, keys: &[CacheKey]) -> BatchPermit<'_> {
+        let mut indexes: Vec<usize> = keys.iter().map(Self::stripe_index).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let mut locks = Vec::with_capacity(indexes.len());
+        for i in indexes {
+            locks.push(self.stripes[i].lock().await);
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
+        for lock in &mut locks {
+            **lock = sequence;
+        }
+        BatchPermit {
+            _locks: locks,
+            sequence,
+        }
     }
 
     /// Locks `key`'s stripe for an insert by a fill that read the origin after `snapshot`.
@@ -118,6 +149,21 @@ mod tests {
             .unwrap();
         drop(g.begin_write(&other).await);
         assert!(g.permit_insert(&key("a"), snap).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_batch_records_the_write_for_every_object_and_shares_stripes() {
+        let g = WriteGuard::new();
+        let snap = g.snapshot();
+        // Enough keys that several share a stripe: each stripe is locked once.
+        let keys: Vec<CacheKey> = (0..5_000).map(|i| key(&format!("k{i}"))).collect();
+        let permit = g.begin_writes(&keys).await;
+        assert_eq!(permit.sequence, snap + 1);
+        drop(permit);
+        for k in &keys {
+            assert!(g.permit_insert(k, snap).await.is_none(), "{k:?}");
+        }
+        assert!(g.permit_insert(&keys[0], g.snapshot()).await.is_some());
     }
 
     #[tokio::test]

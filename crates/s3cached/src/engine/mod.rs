@@ -120,4 +120,6 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod tests;

@@ -73,15 +73,34 @@ impl Engine {
     /// the token a write-through presents (`None` when the tier failed: then nothing is
     /// written through).
     pub(super) async fn invalidate(&self, operation: &'static str, target: &Target) -> (u64, Option<FillToken>) {
-        let latest = &target.key;
-        let versioned = target.version.as_deref().map(|v| latest.clone().with_version(Some(v)));
-        let permit = self.guard.begin_write(latest).await;
-        let mut token = None;
-        let keys: Vec<&CacheKey> = versioned.iter().chain(std::iter::once(latest)).collect();
-        // The latest version last: its token is the one a write-through presents.
+        let (sequence, tokens) = self.invalidate_all(operation, std::slice::from_ref(target)).await;
+        (sequence, tokens.into_iter().next().flatten())
+    }
+
+    /// [`Self::invalidate`] for every object one write changed (DeleteObjects names up to a
+    /// thousand): one pass over the tier and one announcement to peers for all of them, so
+    /// the write waits for the fleet's acknowledgements once. One token per target.
+    pub(super) async fn invalidate_all(
+        &self,
+        operation: &'static str,
+        targets: &[Target],
+    ) -> (u64, Vec<Option<FillToken>>) {
+        let latest: Vec<CacheKey> = targets.iter().map(|t| t.key.clone()).collect();
+        let mut keys: Vec<CacheKey> = targets
+            .iter()
+            .filter_map(|t| t.version.as_deref().map(|v| t.key.clone().with_version(Some(v))))
+            .collect();
+        let versioned = keys.len();
+        // The latest versions last: their tokens are the ones a write-through presents.
+        keys.extend(latest.iter().cloned());
+        let permit = self.guard.begin_writes(&latest).await;
         for key in &keys {
             self.flights.forget(key);
-            token = match self.tier.invalidate(key).await {
+        }
+        let results = self.tier.invalidate_many(&keys).await;
+        let mut tokens = Vec::with_capacity(targets.len());
+        for (i, (key, result)) in keys.iter().zip(results).enumerate() {
+            let token = match result {
                 Ok(t) => Some(t),
                 Err(e) => {
                     self.metrics.tier_error(self.tier.name());
@@ -89,14 +108,19 @@ impl Engine {
                     None
                 }
             };
+            if i >= versioned {
+                tokens.push(token);
+            }
         }
         let sequence = permit.sequence;
-        // Peers may take a while to acknowledge: not under the lock, which they may need too.
+        // Peers may take a while to acknowledge: not under the locks, which they may need too.
         drop(permit);
-        for key in keys {
-            self.tier.announce(key).await;
+        if !keys.is_empty() {
+            self.tier.announce(&keys).await;
         }
-        self.metrics.invalidation(operation);
-        (sequence, token)
+        for _ in targets {
+            self.metrics.invalidation(operation);
+        }
+        (sequence, tokens)
     }
 }

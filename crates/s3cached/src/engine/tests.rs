@@ -87,9 +87,22 @@ impl S3 for FakeOrigin {
             e.set_status_code(http::StatusCode::NOT_MODIFIED);
             return Err(e);
         }
-        let (len, e_tag, lm) = Self::meta(&body, &etag);
+        let (_, e_tag, lm) = Self::meta(&body, &etag);
+        // Ranges of the form `bytes=first-last`, as the tests below send them.
+        let (body, content_range) = match req.input.range {
+            Some(s3s::dto::Range::Int {
+                first,
+                last: Some(last),
+            }) => {
+                let (start, end) = (usize::try_from(first).unwrap(), usize::try_from(last).unwrap() + 1);
+                let range = format!("bytes {first}-{last}/{}", body.len());
+                (body.slice(start..end), Some(range))
+            }
+            _ => (body, None),
+        };
         Ok(S3Response::new(GetObjectOutput {
-            content_length: Some(len),
+            content_length: Some(i64::try_from(body.len()).unwrap()),
+            content_range,
             e_tag: Some(e_tag),
             last_modified: Some(lm),
             content_type: Some("text/plain".to_owned()),
@@ -404,6 +417,33 @@ async fn a_changed_object_replaces_the_expired_entry() {
         b"new"
     );
     assert_eq!(s.origin.not_modified.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_range_of_a_stale_entry_whose_object_outgrew_the_cache_is_a_range() {
+    let s = setup_with(CachePolicy {
+        max_object_size: 8,
+        ttl: Some(Duration::from_millis(100)),
+        ..CachePolicy::default()
+    });
+    s.origin.store("k", b"0123");
+    let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
+    // The object grows past --max-object-size; the cached entry expires.
+    s.origin.store("k", b"0123456789abcdef");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut req = get_input("k");
+    req.input.range = Some(s3s::dto::Range::Int {
+        first: 2,
+        last: Some(4),
+    });
+    let resp = s.engine.get_object(req).await.unwrap();
+    assert_eq!(
+        resp.output.content_range.as_deref(),
+        Some("bytes 2-4/16"),
+        "a 206 for the range, not the whole object"
+    );
+    let (body, status) = read_body(resp).await;
+    assert_eq!((&body[..], status.as_str()), (&b"234"[..], "miss"));
 }
 
 #[tokio::test]

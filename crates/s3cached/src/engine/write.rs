@@ -35,8 +35,8 @@ impl Engine {
         let task = tokio::spawn(async move {
             let result = engine.origin.call(operation, call(engine.origin.s3())).await;
             // Invalidate even when the origin failed: a timeout or 5xx may still have applied.
-            for target in &targets {
-                engine.invalidate(operation, target).await;
+            if !targets.is_empty() {
+                engine.invalidate_all(operation, &targets).await;
             }
             result
         });

@@ -1,6 +1,10 @@
 //! A circuit breaker for a shared tier: after a run of failures it stops sending requests for a
 //! cool-down period, then lets one probe through (half-open); the probe's outcome closes or
 //! re-opens it. Cool-downs double up to a ceiling while the tier stays down.
+//!
+//! A request the breaker lets through holds a [`Permit`]. When the probe's permit is dropped
+//! without an outcome (its request was cancelled, or never sent), the probe ends and the next
+//! request may probe: otherwise the breaker would wait for an answer that never comes.
 
 use std::sync::Mutex;
 use std::sync::PoisonError;
@@ -38,16 +42,22 @@ impl Breaker {
         }
     }
 
-    /// Whether a request may go to the tier now.
-    pub fn allow(&self) -> bool {
+    /// A permit when a request may go to the tier now; report its outcome through the permit.
+    pub fn allow(&self) -> Option<Permit<'_>> {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match s.open_until {
-            None => true,
+            None => Some(Permit {
+                breaker: self,
+                probe: false,
+            }),
             Some(until) if Instant::now() >= until && !s.probing => {
                 s.probing = true;
-                true
+                Some(Permit {
+                    breaker: self,
+                    probe: true,
+                })
             }
-            Some(_) => false,
+            Some(_) => None,
         }
     }
 
@@ -84,6 +94,38 @@ impl Breaker {
     }
 }
 
+/// One request let through by the [`Breaker`]; the half-open probe, when `allow` opened one.
+#[derive(Debug)]
+#[must_use = "a dropped permit tells the breaker nothing about the request"]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+}
+
+impl Permit<'_> {
+    /// The request succeeded.
+    pub fn success(mut self) {
+        self.probe = false;
+        self.breaker.success();
+    }
+
+    /// The request failed.
+    pub fn failure(mut self) {
+        self.probe = false;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            // No outcome: the probe is over, and the breaker stays open until another one.
+            let mut s = self.breaker.state.lock().unwrap_or_else(PoisonError::into_inner);
+            s.probing = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,14 +142,14 @@ mod tests {
     fn opens_after_threshold_and_probes_after_cooldown() {
         let b = fast();
         b.failure();
-        assert!(b.allow() && !b.is_open());
+        assert!(b.allow().is_some() && !b.is_open());
         b.failure();
-        assert!(b.is_open() && !b.allow());
+        assert!(b.is_open() && b.allow().is_none());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow(), "one probe after the cool-down");
-        assert!(!b.allow(), "only one probe at a time");
-        b.success();
-        assert!(!b.is_open() && b.allow());
+        let probe = b.allow().expect("one probe after the cool-down");
+        assert!(b.allow().is_none(), "only one probe at a time");
+        probe.success();
+        assert!(!b.is_open() && b.allow().is_some());
     }
 
     #[test]
@@ -116,12 +158,42 @@ mod tests {
         b.failure();
         b.failure();
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow());
-        b.failure();
-        assert!(!b.allow());
+        b.allow().expect("probe").failure();
+        assert!(b.allow().is_none());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(!b.allow(), "the second cool-down is longer");
+        assert!(b.allow().is_none(), "the second cool-down is longer");
         std::thread::sleep(Duration::from_millis(30));
-        assert!(b.allow());
+        assert!(b.allow().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_probe_lets_the_next_request_probe() {
+        let b = fast();
+        b.failure();
+        b.failure();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // The probe's request never answers; its caller gives up (the future is dropped).
+        let probe = async {
+            let Some(permit) = b.allow() else { return false };
+            std::future::pending::<()>().await;
+            permit.success();
+            true
+        };
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), probe).await;
+        assert!(gave_up.is_err(), "the probe was cancelled mid-request");
+        assert!(b.is_open(), "a cancelled probe proves nothing");
+        let next = b.allow().expect("the next request probes");
+        next.success();
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn permits_of_a_closed_breaker_do_not_touch_it_when_dropped() {
+        let b = fast();
+        drop(b.allow());
+        b.failure();
+        drop(b.allow());
+        b.failure();
+        assert!(b.is_open(), "dropped permits neither close nor reset the count");
     }
 }

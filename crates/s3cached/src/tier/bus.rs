@@ -11,8 +11,11 @@
 //! subscription drops it empties its memory tier, bumps its epoch (so fills that began
 //! before cannot land) and reads through Redis and the origin until it is back.
 //!
-//! Messages are length-prefixed fields: `H id` (heartbeat), `I id msg bucket key version`
-//! (invalidate), `A to msg from` (ack).
+//! Messages are a kind byte and length-prefixed fields: `H id` (heartbeat), `I id msg bucket
+//! key version` (invalidate one object), `B id msg count` followed by `count` times `bucket
+//! key version` (invalidate several, at most [`MAX_PER_MESSAGE`]), `A to msg from` (ack). The
+//! kind byte versions the format: a process ignores kinds it does not know, and a write of one
+//! object still goes out as `I`, which every release reads.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +37,33 @@ use crate::write_guard::WriteGuard;
 /// The channel every s3cached process sharing a Redis listens on.
 pub const CHANNEL: &str = "s3cached:invalidate";
 
+/// The most objects one invalidation message names; a write of more sends several messages
+/// (and waits for all of their acknowledgements at once), which bounds a message's size.
+pub const MAX_PER_MESSAGE: usize = 1_000;
+
+/// One object an invalidation names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version, for a versioned entry.
+    pub version: Option<String>,
+}
+
+impl Named {
+    /// The object `key` stands for.
+    #[must_use]
+    pub fn of(key: &CacheKey) -> Self {
+        Self {
+            bucket: key.bucket().to_owned(),
+            key: key.key().to_owned(),
+            version: key.version().map(str::to_owned),
+        }
+    }
+}
+
 /// A message on the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -42,18 +72,14 @@ pub enum Message {
         /// Sender.
         from: String,
     },
-    /// "Drop this object."
+    /// "Drop these objects."
     Invalidate {
         /// Sender.
         from: String,
         /// Sender's message number.
         id: u64,
-        /// Bucket.
-        bucket: String,
-        /// Key.
-        key: String,
-        /// Version, for a versioned entry.
-        version: Option<String>,
+        /// The objects, at least one and at most [`MAX_PER_MESSAGE`].
+        objects: Vec<Named>,
     },
     /// "Dropped."
     Ack {
@@ -72,6 +98,48 @@ fn put(out: &mut Vec<u8>, field: &str) {
     out.extend_from_slice(field.as_bytes());
 }
 
+fn put_object(out: &mut Vec<u8>, object: &Named) {
+    put(out, &object.bucket);
+    put(out, &object.key);
+    // "-" for none, "+version" for some: keeps an empty version id distinct.
+    put(
+        out,
+        &object
+            .version
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |v| format!("+{v}")),
+    );
+}
+
+/// Reads length-prefixed fields off the front of a message.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl Fields<'_> {
+    fn string(&mut self) -> Option<String> {
+        let colon = self.rest.iter().position(|&b| b == b':')?;
+        let len: usize = std::str::from_utf8(&self.rest[..colon]).ok()?.parse().ok()?;
+        // The length comes from the wire: it may be anything up to usize::MAX.
+        let start = colon.checked_add(1)?;
+        let end = start.checked_add(len)?;
+        let body = self.rest.get(start..end)?;
+        let s = String::from_utf8(body.to_vec()).ok()?;
+        self.rest = self.rest.get(end..)?;
+        Some(s)
+    }
+
+    fn object(&mut self) -> Option<Named> {
+        let bucket = self.string()?;
+        let key = self.string()?;
+        let version = match self.string()? {
+            v if v == "-" => None,
+            v => Some(v.strip_prefix('+')?.to_owned()),
+        };
+        Some(Named { bucket, key, version })
+    }
+}
+
 impl Message {
     /// Wire form.
     #[must_use]
@@ -82,23 +150,20 @@ impl Message {
                 out.push(b'H');
                 put(&mut out, from);
             }
-            Self::Invalidate {
-                from,
-                id,
-                bucket,
-                key,
-                version,
-            } => {
-                out.push(b'I');
-                put(&mut out, from);
-                put(&mut out, &id.to_string());
-                put(&mut out, bucket);
-                put(&mut out, key);
-                // "-" for none, "+version" for some: keeps an empty version id distinct.
-                put(
-                    &mut out,
-                    &version.as_ref().map_or_else(|| "-".to_owned(), |v| format!("+{v}")),
-                );
+            Self::Invalidate { from, id, objects } => {
+                if objects.len() == 1 {
+                    out.push(b'I');
+                    put(&mut out, from);
+                    put(&mut out, &id.to_string());
+                } else {
+                    out.push(b'B');
+                    put(&mut out, from);
+                    put(&mut out, &id.to_string());
+                    put(&mut out, &objects.len().to_string());
+                }
+                for object in objects {
+                    put_object(&mut out, object);
+                }
             }
             Self::Ack { to, id, from } => {
                 out.push(b'A');
@@ -110,45 +175,42 @@ impl Message {
         out
     }
 
-    /// Parses the wire form; `None` for anything malformed.
+    /// Parses the wire form; `None` for anything malformed (or of a kind this release does
+    /// not know).
     #[must_use]
     pub fn decode(buf: &[u8]) -> Option<Self> {
-        let (&kind, mut rest) = buf.split_first()?;
-        let mut field = || -> Option<String> {
-            let colon = rest.iter().position(|&b| b == b':')?;
-            let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-            let body = rest.get(colon + 1..colon + 1 + len)?;
-            let s = String::from_utf8(body.to_vec()).ok()?;
-            rest = &rest[colon + 1 + len..];
-            Some(s)
-        };
+        let (&kind, rest) = buf.split_first()?;
+        let mut fields = Fields { rest };
         let msg = match kind {
-            b'H' => Self::Heartbeat { from: field()? },
+            b'H' => Self::Heartbeat { from: fields.string()? },
             b'I' => {
-                let from = field()?;
-                let id = field()?.parse().ok()?;
-                let bucket = field()?;
-                let key = field()?;
-                let version = match field()? {
-                    v if v == "-" => None,
-                    v => Some(v.strip_prefix('+')?.to_owned()),
-                };
-                Self::Invalidate {
-                    from,
-                    id,
-                    bucket,
-                    key,
-                    version,
+                let from = fields.string()?;
+                let id = fields.string()?.parse().ok()?;
+                let objects = vec![fields.object()?];
+                Self::Invalidate { from, id, objects }
+            }
+            b'B' => {
+                let from = fields.string()?;
+                let id = fields.string()?.parse().ok()?;
+                let count: usize = fields.string()?.parse().ok()?;
+                if !(1..=MAX_PER_MESSAGE).contains(&count) {
+                    return None;
                 }
+                let objects = (0..count).map(|_| fields.object()).collect::<Option<Vec<_>>>()?;
+                Self::Invalidate { from, id, objects }
             }
             b'A' => {
-                let to = field()?;
-                let id = field()?.parse().ok()?;
-                Self::Ack { to, id, from: field()? }
+                let to = fields.string()?;
+                let id = fields.string()?.parse().ok()?;
+                Self::Ack {
+                    to,
+                    id,
+                    from: fields.string()?,
+                }
             }
             _ => return None,
         };
-        rest.is_empty().then_some(msg)
+        fields.rest.is_empty().then_some(msg)
     }
 }
 
@@ -188,8 +250,8 @@ impl Coherence for Bus {
         Bus::is_coherent(self)
     }
 
-    async fn broadcast(&self, key: &CacheKey) -> Result<(), String> {
-        Bus::broadcast(self, key).await
+    async fn broadcast(&self, keys: &[CacheKey]) -> Result<(), String> {
+        Bus::broadcast(self, keys).await
     }
 }
 
@@ -242,60 +304,83 @@ impl Bus {
         self.connected.load(Ordering::SeqCst) && lock(&self.trusted_from).is_some_and(|t| Instant::now() >= t)
     }
 
-    /// Tells every peer to drop `key`, and waits (bounded) for their acknowledgements.
+    /// Tells every peer to drop `keys`, and waits (bounded) for their acknowledgements: one
+    /// message per [`MAX_PER_MESSAGE`] keys, then one wait for the acknowledgements of all.
     ///
     /// # Errors
-    /// A description when the bus is down: peers may still hold the object (they will have
+    /// A description when the bus is down: peers may still hold the objects (they will have
     /// stopped trusting their memory tiers if their own subscriptions dropped too).
-    pub async fn broadcast(&self, key: &CacheKey) -> Result<(), String> {
+    pub async fn broadcast(&self, keys: &[CacheKey]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let Some(mut conn) = lock(&self.publisher).clone() else {
             return Err("invalidation bus not connected".to_owned());
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let live = self.live_peers();
-        let (tx, rx) = oneshot::channel();
-        if !live.is_empty() {
-            lock(&self.pending).insert(
-                id,
-                Pending {
-                    waiting_for: live,
-                    done: Some(tx),
-                },
-            );
-        }
-        let msg = Message::Invalidate {
-            from: self.id.clone(),
-            id,
-            bucket: key.bucket().to_owned(),
-            key: key.key().to_owned(),
-            version: key.version().map(str::to_owned),
-        };
-        let published: redis::RedisResult<i64> = tokio::time::timeout(
-            self.config.ack_timeout,
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(msg.encode())
-                .query_async(&mut conn),
-        )
-        .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "publish timed out"))));
-        self.metrics.bus_message("sent");
-        if let Err(e) = published {
-            lock(&self.pending).remove(&id);
-            return Err(format!("publish failed: {e}"));
-        }
-        if lock(&self.pending).contains_key(&id) && tokio::time::timeout(self.config.ack_timeout, rx).await.is_err() {
-            let missing = lock(&self.pending)
-                .remove(&id)
-                .map(|p| p.waiting_for.len())
-                .unwrap_or(0);
-            if missing > 0 {
-                self.metrics.bus_ack_timeout();
-                warn!(%key, missing, "peers did not acknowledge an invalidation in time");
+        let mut ids = Vec::new();
+        let mut acks = Vec::new();
+        for chunk in keys.chunks(MAX_PER_MESSAGE) {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            ids.push(id);
+            if !live.is_empty() {
+                let (tx, rx) = oneshot::channel();
+                lock(&self.pending).insert(
+                    id,
+                    Pending {
+                        waiting_for: live.clone(),
+                        done: Some(tx),
+                    },
+                );
+                acks.push(rx);
+            }
+            let msg = invalidation(&self.id, id, chunk);
+            let published: redis::RedisResult<i64> = tokio::time::timeout(
+                self.config.ack_timeout,
+                redis::cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(msg.encode())
+                    .query_async(&mut conn),
+            )
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "publish timed out"))));
+            self.metrics.bus_message("sent");
+            if let Err(e) = published {
+                self.forget(&ids);
+                return Err(format!("publish failed: {e}"));
             }
         }
-        lock(&self.pending).remove(&id);
+        if !acks.is_empty()
+            && tokio::time::timeout(self.config.ack_timeout, futures::future::join_all(acks))
+                .await
+                .is_err()
+        {
+            let missing: HashSet<String> = {
+                let pending = lock(&self.pending);
+                ids.iter()
+                    .filter_map(|id| pending.get(id))
+                    .flat_map(|p| p.waiting_for.iter().cloned())
+                    .collect()
+            };
+            if !missing.is_empty() {
+                self.metrics.bus_ack_timeout();
+                warn!(
+                    first = %keys[0],
+                    keys = keys.len(),
+                    missing = missing.len(),
+                    "peers did not acknowledge an invalidation in time"
+                );
+            }
+        }
+        self.forget(&ids);
         Ok(())
+    }
+
+    fn forget(&self, ids: &[u64]) {
+        let mut pending = lock(&self.pending);
+        for id in ids {
+            pending.remove(id);
+        }
     }
 
     fn live_peers(&self) -> HashSet<String> {
@@ -326,13 +411,7 @@ impl Bus {
                     lock(&self.peers).insert(from, Instant::now());
                 }
             }
-            Message::Invalidate {
-                from,
-                id,
-                bucket,
-                key,
-                version,
-            } => {
+            Message::Invalidate { from, id, objects } => {
                 if from == self.id {
                     return;
                 }
@@ -343,12 +422,14 @@ impl Bus {
                 let (guard, l1, me) = (Arc::clone(&self.guard), Arc::clone(&self.l1), self.id.clone());
                 let publisher = lock(&self.publisher).clone();
                 tokio::spawn(async move {
-                    if let Ok(k) = CacheKey::new(&bucket, &key) {
-                        let k = k.with_version(version.as_deref());
-                        // Recorded like a local write: a fill of this object that began
-                        // before cannot land in the memory tier after this.
-                        let _permit = guard.begin_write(&k).await;
-                        l1.remove(&k);
+                    for object in objects {
+                        if let Ok(k) = CacheKey::new(&object.bucket, &object.key) {
+                            let k = k.with_version(object.version.as_deref());
+                            // Recorded like a local write: a fill of this object that began
+                            // before cannot land in the memory tier after this.
+                            let _permit = guard.begin_write(&k).await;
+                            l1.remove(&k);
+                        }
                     }
                     let ack = Message::Ack { to: from, id, from: me };
                     if let Some(mut conn) = publisher {
@@ -375,6 +456,15 @@ impl Bus {
                 }
             }
         }
+    }
+}
+
+/// The invalidation message naming `keys` (at most [`MAX_PER_MESSAGE`] of them).
+fn invalidation(from: &str, id: u64, keys: &[CacheKey]) -> Message {
+    Message::Invalidate {
+        from: from.to_owned(),
+        id,
+        objects: keys.iter().map(Named::of).collect(),
     }
 }
 
@@ -473,16 +563,21 @@ mod tests {
             Message::Invalidate {
                 from: "abc".into(),
                 id: 42,
-                bucket: "bkt".into(),
-                key: "a:b|c 12:{x}\n".into(),
-                version: None,
+                objects: vec![named("bkt", "a:b|c 12:{x}\n", None)],
             },
             Message::Invalidate {
                 from: "a".into(),
                 id: 1,
-                bucket: "b".into(),
-                key: "k".into(),
-                version: Some(String::new()),
+                objects: vec![named("b", "k", Some(""))],
+            },
+            Message::Invalidate {
+                from: "a".into(),
+                id: 2,
+                objects: vec![
+                    named("b", "k", Some("v1")),
+                    named("b", "k", None),
+                    named("c", "3:x", None),
+                ],
             },
             Message::Ack {
                 to: "abc".into(),
@@ -492,6 +587,75 @@ mod tests {
         ];
         for m in msgs {
             assert_eq!(Message::decode(&m.encode()), Some(m));
+        }
+    }
+
+    fn named(bucket: &str, key: &str, version: Option<&str>) -> Named {
+        Named {
+            bucket: bucket.into(),
+            key: key.into(),
+            version: version.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn one_object_keeps_the_single_invalidation_format() {
+        let one = Message::Invalidate {
+            from: "a".into(),
+            id: 7,
+            objects: vec![named("bkt", "k", None)],
+        };
+        // What releases that only know `I` send and read.
+        assert_eq!(one.encode(), b"I1:a1:73:bkt1:k1:-");
+    }
+
+    #[test]
+    fn a_batch_of_keys_goes_out_in_bounded_messages() {
+        let keys: Vec<CacheKey> = (0..2_500)
+            .map(|i| CacheKey::new("bkt", &format!("k{i}")).unwrap())
+            .collect();
+        let messages: Vec<Message> = keys
+            .chunks(MAX_PER_MESSAGE)
+            .enumerate()
+            .map(|(i, chunk)| invalidation("me", i as u64, chunk))
+            .collect();
+        assert_eq!(messages.len(), 3);
+        let mut seen = Vec::new();
+        for m in &messages {
+            let Some(Message::Invalidate { objects, .. }) = Message::decode(&m.encode()) else {
+                panic!("undecodable: {m:?}");
+            };
+            assert!(objects.len() <= MAX_PER_MESSAGE);
+            seen.extend(objects);
+        }
+        assert_eq!(seen, keys.iter().map(Named::of).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn lengths_near_usize_max_are_rejected_without_panicking() {
+        let max = usize::MAX;
+        let near = [max, max - 1, max - 2, max / 2 + 1];
+        for len in near {
+            let crafted = [
+                format!("H{len}:abc"),
+                format!("A1:a1:1{len}:b"),
+                format!("I1:a1:1{len}:bkt1:k1:-"),
+                format!("I1:a1:13:bkt{len}:k1:-"),
+                format!("B1:a1:1{len}:3:bkt1:k1:-"),
+                format!("B1:a1:11:2{len}:bkt1:k1:-"),
+            ];
+            for bad in crafted {
+                assert_eq!(Message::decode(bad.as_bytes()), None, "{bad}");
+            }
+        }
+        // Longer than usize, counts outside a message's bounds, more objects claimed than sent.
+        for bad in [
+            "H99999999999999999999999:a",
+            "B1:a1:11:0",
+            "B1:a1:14:1001",
+            "B1:a1:12:23:bkt1:k1:-",
+        ] {
+            assert_eq!(Message::decode(bad.as_bytes()), None, "{bad}");
         }
     }
 

@@ -117,11 +117,12 @@ pub trait Coherence: Send + Sync + 'static {
     /// True while every write made by a peer reaches this process before it is acknowledged.
     fn is_coherent(&self) -> bool;
 
-    /// Tells every peer that `key` changed and waits (bounded) for their acknowledgements.
+    /// Tells every peer that `keys` changed and waits (bounded) for their acknowledgements:
+    /// one announcement for all of them, so a write of many objects waits once.
     ///
     /// # Errors
     /// A description of why peers could not be told.
-    async fn broadcast(&self, key: &CacheKey) -> Result<(), String>;
+    async fn broadcast(&self, keys: &[CacheKey]) -> Result<(), String>;
 }
 
 /// A place to keep cache entries.
@@ -151,10 +152,20 @@ pub trait CacheTier: Send + Sync + 'static {
     /// token are refused. Returns the token a write-through of the new object presents.
     async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError>;
 
-    /// Tells other processes sharing the tier that `key` changed, after [`Self::invalidate`]
-    /// and before the write is acknowledged. Called without the write guard's lock held,
-    /// since it may wait for peers.
-    async fn announce(&self, _key: &CacheKey) {}
+    /// [`Self::invalidate`] for each of `keys`, in one pass where the tier can (a write of many
+    /// objects, such as DeleteObjects); one result per key, in order.
+    async fn invalidate_many(&self, keys: &[CacheKey]) -> Vec<Result<FillToken, TierError>> {
+        let mut results = Vec::with_capacity(keys.len());
+        for key in keys {
+            results.push(self.invalidate(key).await);
+        }
+        results
+    }
+
+    /// Tells other processes sharing the tier that `keys` changed, after
+    /// [`Self::invalidate_many`] and before the write is acknowledged: once for all of them.
+    /// Called without the write guard's locks held, since it may wait for peers.
+    async fn announce(&self, _keys: &[CacheKey]) {}
 
     /// An entry this process holds in its own memory, found without I/O or waiting, with the
     /// name of the tier it counts as a hit in; `None` when there is none or the tier has no

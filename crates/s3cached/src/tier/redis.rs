@@ -25,7 +25,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation};
 use tracing::{info, warn};
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, Permit};
 use super::record;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
 use crate::config::{RedisConfig, RedisTarget};
@@ -39,6 +39,9 @@ pub const NAME: &str = "redis";
 /// How long a generation key outlives the last write to its object. Fills are bounded far
 /// below this, so a fill can never miss a write because the generation key expired.
 const GENERATION_TTL_MS: u64 = 3_600_000;
+
+/// Invalidations of one batch in flight at once (sent together on the multiplexed connection).
+const INVALIDATE_CONCURRENCY: usize = 64;
 
 #[derive(Clone)]
 enum Conn {
@@ -150,32 +153,40 @@ impl RedisTier {
         }
     }
 
-    /// A connection, if the breaker lets a call through.
-    fn conn(&self) -> Result<Conn, TierError> {
-        if !self.breaker.allow() {
+    /// A connection and the breaker's permit for one call, if the breaker lets it through.
+    fn conn(&self) -> Result<(Conn, Permit<'_>), TierError> {
+        let Some(permit) = self.breaker.allow() else {
             self.metrics.tier_bypass(NAME);
             return Err(Self::unavailable("circuit open"));
-        }
-        self.conn
+        };
+        // Without a connection the permit is dropped unused: a probe ends there.
+        let conn = self
+            .conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| Self::unavailable("not connected"))
+            .ok_or_else(|| Self::unavailable("not connected"))?;
+        Ok((conn, permit))
     }
 
-    /// Runs one call with the timeout, feeding the breaker.
-    async fn call<T>(&self, fut: impl std::future::Future<Output = RedisResult<T>>) -> Result<T, TierError> {
+    /// Runs one call with the timeout, reporting its outcome through `permit` (a call dropped
+    /// before it ends drops the permit, which ends a probe).
+    async fn call<T>(
+        &self,
+        permit: Permit<'_>,
+        fut: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> Result<T, TierError> {
         match tokio::time::timeout(self.config.timeout, fut).await {
             Ok(Ok(v)) => {
-                self.breaker.success();
+                permit.success();
                 Ok(v)
             }
             Ok(Err(e)) => {
-                self.breaker.failure();
+                permit.failure();
                 Err(Self::unavailable(e))
             }
             Err(_) => {
-                self.breaker.failure();
+                permit.failure();
                 Err(Self::unavailable(format!("no answer within {:?}", self.config.timeout)))
             }
         }
@@ -201,9 +212,12 @@ impl RedisTier {
 
     /// Reads the eviction policy, for warnings about TTL rules that contradict it.
     pub async fn eviction_policy(&self) -> Option<String> {
-        let mut conn = self.conn().ok()?;
+        let (mut conn, permit) = self.conn().ok()?;
         let v: Vec<String> = self
-            .call(conn.query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy")))
+            .call(
+                permit,
+                conn.query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy")),
+            )
             .await
             .ok()?;
         v.get(1).cloned()
@@ -243,10 +257,10 @@ impl CacheTier for RedisTier {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let keys = RedisKeys::of(key);
-        let mut conn = self.conn()?;
+        let (mut conn, permit) = self.conn()?;
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
-        let mut values: Vec<Option<Vec<u8>>> = self.call(conn.query(&cmd)).await?;
+        let mut values: Vec<Option<Vec<u8>>> = self.call(permit, conn.query(&cmd)).await?;
         let generation = parse_generation(values.get(2).and_then(Option::as_deref));
         let token = FillToken { generation, epoch: 0 };
         let (Some(Some(body)), Some(Some(meta))) = (values.get_mut(0).map(Option::take), values.get(1)) else {
@@ -281,7 +295,7 @@ impl CacheTier for RedisTier {
             return Ok(true);
         }
         let keys = RedisKeys::of(&key);
-        let mut conn = self.conn()?;
+        let (mut conn, permit) = self.conn()?;
         let expected = token.generation.map(|g| g.to_string()).unwrap_or_default();
         let ttl_ms = ttl.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
         let mut inv = self.store.prepare_invoke();
@@ -292,23 +306,37 @@ impl CacheTier for RedisTier {
             .arg(ttl_ms)
             .arg(entry.body.as_ref())
             .arg(record::encode(&record::Header::of(&entry)));
-        let stored: i64 = self.call(conn.invoke(&inv)).await?;
+        let stored: i64 = self.call(permit, conn.invoke(&inv)).await?;
         Ok(stored == 1)
     }
 
     async fn invalidate(&self, key: &CacheKey) -> Result<FillToken, TierError> {
         let keys = RedisKeys::of(key);
-        let mut conn = self.conn()?;
+        let (mut conn, permit) = self.conn()?;
         let mut inv = self.invalidate.prepare_invoke();
         inv.key(&keys.body)
             .key(&keys.meta)
             .key(&keys.generation)
             .arg(GENERATION_TTL_MS);
-        let generation: i64 = self.call(conn.invoke(&inv)).await?;
+        let generation: i64 = self.call(permit, conn.invoke(&inv)).await?;
         Ok(FillToken {
             generation: Some(generation),
             epoch: 0,
         })
+    }
+
+    async fn invalidate_many(&self, keys: &[CacheKey]) -> Vec<Result<FillToken, TierError>> {
+        // Concurrent calls share the multiplexed connection, so they travel pipelined: one
+        // pass instead of a round trip per key.
+        let mut results = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(INVALIDATE_CONCURRENCY) {
+            let mut calls = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                calls.push(self.invalidate(key));
+            }
+            results.extend(futures::future::join_all(calls).await);
+        }
+        results
     }
 
     fn stats(&self) -> TierStats {

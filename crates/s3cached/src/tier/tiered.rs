@@ -128,9 +128,21 @@ impl CacheTier for Tiered {
         Ok(token)
     }
 
-    async fn announce(&self, key: &CacheKey) {
-        if let Err(e) = self.bus.broadcast(key).await {
-            debug!(%key, error = %e, "peers not told about this write");
+    async fn invalidate_many(&self, keys: &[CacheKey]) -> Vec<Result<FillToken, TierError>> {
+        for key in keys {
+            self.l1.remove(key);
+        }
+        let mut results = self.l2.invalidate_many(keys).await;
+        let epoch = self.bus.epoch();
+        for token in results.iter_mut().flatten() {
+            token.epoch = epoch;
+        }
+        results
+    }
+
+    async fn announce(&self, keys: &[CacheKey]) {
+        if let Err(e) = self.bus.broadcast(keys).await {
+            debug!(keys = keys.len(), error = %e, "peers not told about this write");
         }
     }
 
