@@ -117,9 +117,10 @@ impl Message {
         let mut field = || -> Option<String> {
             let colon = rest.iter().position(|&b| b == b':')?;
             let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-            let body = rest.get(colon + 1..colon + 1 + len)?;
+            let end = colon.checked_add(1)?.checked_add(len)?;
+            let body = rest.get(colon + 1..end)?;
             let s = String::from_utf8(body.to_vec()).ok()?;
-            rest = &rest[colon + 1 + len..];
+            rest = &rest[end..];
             Some(s)
         };
         let msg = match kind {
@@ -497,7 +498,16 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_rejected() {
-        for bad in [&b""[..], b"X3:abc", b"H3:ab", b"H3:abcx", b"I1:a", b"A1:a2:xx1:b"] {
+        for bad in [
+            &b""[..],
+            b"X3:abc",
+            b"H3:ab",
+            b"H3:abcx",
+            b"I1:a",
+            b"A1:a2:xx1:b",
+            // Found by the `bus_decode` fuzz target: a length that overflows the end offset.
+            b"H18446744073709551615:x",
+        ] {
             assert_eq!(Message::decode(bad), None, "{bad:?}");
         }
     }
