@@ -148,7 +148,9 @@ pub fn validate_bucket(bucket: &str) -> Result<(), KeyError> {
 ///
 /// Keys containing braces need care, because Redis hashes only the text between the first `{`
 /// and the next `}` when there is such a non-empty tag. When `<bucket>:<key>` has a tag `h`,
-/// the prefix is `{h}<bucket>:<key>` (same slot as the body key). When it has no tag but
+/// the prefix is `{h}{<escaped>}` (same slot as the body key; the escaped name, closed by a
+/// brace, ends where the version part begins, so `k` at version `v` and the latest `k:v:v`
+/// cannot share a key). When it has no tag but
 /// contains `}`, no prefix can share its slot: then the body moves to `{%<escaped>}:b`, with
 /// `{`, `}` and `%` percent-escaped, and readers of `bucket:key` do not see that object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +169,7 @@ impl RedisKeys {
     pub fn of(key: &CacheKey) -> Self {
         let plain = format!("{}:{}", key.bucket(), key.key());
         let (prefix, latest_body) = match hash_tag(&plain) {
-            Some(tag) => (format!("{{{tag}}}{plain}"), Some(plain.clone())),
+            Some(tag) => (format!("{{{tag}}}{{{}}}", escape_braces(&plain)), Some(plain.clone())),
             None if !plain.contains('}') => (format!("{{{plain}}}"), Some(plain.clone())),
             // A leading `%` never starts a bucket name, so escaped prefixes cannot meet plain ones.
             None => (format!("{{%{}}}", escape_braces(&plain)), None),
@@ -319,6 +321,18 @@ mod tests {
                 assert_eq!(r.generation, RedisKeys::of(&k.latest()).generation);
             }
         }
+    }
+
+    #[test]
+    fn versions_and_names_with_braces_never_share_a_key() {
+        // Found by the `cache_key` fuzz target: with a hash tag in the name, version `V` of
+        // `{a}x` and the latest `{a}x:v:V` had one metadata key.
+        let versioned = RedisKeys::of(&CacheKey::new("bkt", "{a}x").unwrap().with_version(Some("V")));
+        let latest = RedisKeys::of(&CacheKey::new("bkt", "{a}x:v:V").unwrap());
+        assert_ne!(versioned.meta, latest.meta);
+        assert_ne!(versioned.body, latest.body);
+        assert_eq!(latest.meta, "{a}{bkt:%7Ba%7Dx:v:V}:m");
+        assert_eq!(cluster_slot(&latest.meta), cluster_slot(&latest.body));
     }
 
     #[test]
