@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn versions_and_names_with_braces_never_share_a_key() {
-        // Found by the `cache_key` fuzz target: with a hash tag in the name, version `V` of
+        // The `cache_key` fuzz target checks this: with a hash tag in the name, version `V` of
         // `{a}x` and the latest `{a}x:v:V` had one metadata key.
         let versioned = RedisKeys::of(&CacheKey::new("bkt", "{a}x").unwrap().with_version(Some("V")));
         let latest = RedisKeys::of(&CacheKey::new("bkt", "{a}x:v:V").unwrap());
