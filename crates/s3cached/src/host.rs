@@ -47,13 +47,10 @@ impl VirtualHosts {
         });
         self.domains.iter().find_map(|d| {
             let prefix = name.len().checked_sub(d.len() + 1)?;
-            // Not `split_at`: a split inside a multi-byte character is simply no match.
+            // No slicing by index: a split inside a multi-byte character is simply no match.
             let (bucket, rest) = (name.get(..prefix)?, name.get(prefix..)?);
-            (rest.len() == d.len() + 1
-                && rest[1..].eq_ignore_ascii_case(d)
-                && rest.starts_with('.')
-                && !bucket.is_empty())
-            .then_some(bucket)
+            let domain = rest.strip_prefix('.')?;
+            (domain.eq_ignore_ascii_case(d) && !bucket.is_empty()).then_some(bucket)
         })
     }
 }
@@ -90,5 +87,7 @@ mod tests {
         assert_eq!(v.bucket_of("és3.local"), None);
         assert_eq!(v.bucket_of("és3.local:80"), None);
         assert_eq!(v.bucket_of("bücket.s3.local"), Some("bücket"));
+        // The character before the domain is multi-byte too.
+        assert_eq!(v.bucket_of("b\u{fffd}.local"), None);
     }
 }
