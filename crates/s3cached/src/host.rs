@@ -47,12 +47,10 @@ impl VirtualHosts {
         });
         self.domains.iter().find_map(|d| {
             let prefix = name.len().checked_sub(d.len() + 1)?;
-            let (bucket, rest) = name.split_at(prefix);
-            (rest.len() == d.len() + 1
-                && rest[1..].eq_ignore_ascii_case(d)
-                && rest.starts_with('.')
-                && !bucket.is_empty())
-            .then_some(bucket)
+            // No slicing by index: a split inside a multi-byte character is simply no match.
+            let (bucket, rest) = (name.get(..prefix)?, name.get(prefix..)?);
+            let domain = rest.strip_prefix('.')?;
+            (domain.eq_ignore_ascii_case(d) && !bucket.is_empty()).then_some(bucket)
         })
     }
 }
@@ -80,5 +78,16 @@ mod tests {
         assert_eq!(v.bucket_of("127.0.0.1:8080"), None);
         assert_eq!(v.bucket_of("xs3.local"), None);
         assert!(VirtualHosts::new(&["bad domain".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn non_ascii_hosts_do_not_panic() {
+        // Found by the `host` fuzz target: the domain's length from the end fell inside `é`.
+        let v = VirtualHosts::new(&["s3.local".to_owned()]).unwrap();
+        assert_eq!(v.bucket_of("és3.local"), None);
+        assert_eq!(v.bucket_of("és3.local:80"), None);
+        assert_eq!(v.bucket_of("bücket.s3.local"), Some("bücket"));
+        // The character before the domain is multi-byte too.
+        assert_eq!(v.bucket_of("b\u{fffd}.local"), None);
     }
 }

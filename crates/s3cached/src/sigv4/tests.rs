@@ -228,3 +228,79 @@ fn parses_credentials_and_dates() {
         assert!(parse_amz_date(bad).is_none(), "{bad}");
     }
 }
+
+/// Writes the seeds of the `sigv4_verify` and `hot_path` fuzz targets: requests signed as the
+/// SDKs sign them, at the fuzz target's fixed clock (2026-11-30T12:00:00Z), as request heads
+/// in text. `S3CACHED_FUZZ_CORPUS=fuzz/corpus cargo test -p s3cached --lib write_fuzz_seeds --
+/// --ignored`.
+#[test]
+#[ignore = "writes the fuzz seed corpus"]
+fn write_fuzz_seeds() {
+    let Some(corpus) = std::env::var_os("S3CACHED_FUZZ_CORPUS") else {
+        return;
+    };
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_040_000);
+    let requests = [
+        (
+            "presigned-get",
+            signed(
+                "GET",
+                "/bucket/plain.txt",
+                SignatureLocation::QueryParams,
+                SECRET_KEY,
+                at,
+            ),
+        ),
+        (
+            "header-get",
+            signed("GET", "/bucket/plain.txt", SignatureLocation::Headers, SECRET_KEY, at),
+        ),
+        (
+            "header-head",
+            signed(
+                "HEAD",
+                "/bucket/key%3Dwith%26odd%3Bchars",
+                SignatureLocation::Headers,
+                SECRET_KEY,
+                at,
+            ),
+        ),
+        (
+            "presigned-odd-path",
+            signed(
+                "GET",
+                "/bucket/dir/sub%20dir/na%C3%AFve%2Bplus.bin?x-id=GetObject",
+                SignatureLocation::QueryParams,
+                SECRET_KEY,
+                at,
+            ),
+        ),
+        (
+            "header-unsigned-payload",
+            signed_by(
+                ACCESS_KEY,
+                "GET",
+                "/photos/cat.png",
+                SignatureLocation::Headers,
+                SECRET_KEY,
+                at,
+                true,
+            ),
+        ),
+    ];
+    for target in ["sigv4_verify", "hot_path"] {
+        let dir = std::path::Path::new(&corpus).join(target);
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        for (name, req) in &requests {
+            let mut text = format!(
+                "{} {} HTTP/1.1\n",
+                req.method(),
+                req.uri().path_and_query().expect("path")
+            );
+            for (n, v) in req.headers() {
+                text.push_str(&format!("{n}: {}\n", v.to_str().expect("text header")));
+            }
+            std::fs::write(dir.join(format!("seed-{name}")), text).expect("write seed");
+        }
+    }
+}

@@ -396,6 +396,30 @@ mod tests {
         assert!(len < 400, "record is {len} bytes");
     }
 
+    /// Writes the seeds of the `record_decode` fuzz target:
+    /// `S3CACHED_FUZZ_CORPUS=fuzz/corpus cargo test -p s3cached --lib write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes the fuzz seed corpus"]
+    fn write_fuzz_seeds() {
+        let Some(corpus) = std::env::var_os("S3CACHED_FUZZ_CORPUS") else {
+            return;
+        };
+        let dir = std::path::Path::new(&corpus).join("record_decode");
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        let weak = ObjectMeta {
+            e_tag: Some(ETag::Weak("w".into())),
+            object_lock_retain_until_date: Some(Timestamp::from(UNIX_EPOCH + Duration::from_secs(1_900_000_000))),
+            ..Default::default()
+        };
+        for (name, h) in [
+            ("full", header(full(), false)),
+            ("missing", header(ObjectMeta::default(), true)),
+            ("weak", header(weak, false)),
+        ] {
+            std::fs::write(dir.join(format!("seed-{name}")), encode(&h)).expect("write seed");
+        }
+    }
+
     #[test]
     fn rejects_damage() {
         let good = encode(&header(full(), false));
