@@ -184,40 +184,49 @@ impl Authorizer {
         self.verifier.verify(req, SystemTime::now())
     }
 
+    /// Whether `caller` may take `action` on `target`, without counting a refusal: for the hot
+    /// path, which leaves every refusal to the full path (where it is answered and counted).
+    #[must_use]
+    pub fn allows(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> bool {
+        self.decide(caller, action, target).is_ok()
+    }
+
     /// Whether `caller` may take `action` on `target`.
     ///
     /// # Errors
     /// [`Denied`] with the reason (counted per identity).
     pub fn authorize(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> Result<(), Denied> {
+        self.decide(caller, action, target).map_err(|(identity, denied)| {
+            if let Some(m) = &self.metrics {
+                m.authorization_denied(identity, action.as_str());
+            }
+            denied
+        })
+    }
+
+    /// The decision, and on refusal the identity label to count it under.
+    fn decide<'c>(&self, caller: Caller<'c>, action: Action, target: Target<'_>) -> Result<(), (&'c str, Denied)> {
         let rules = self.rules();
         let grants = match caller {
             Caller::AccessKey(key) => match rules.identities.get(key) {
                 Some(identity) => &identity.grants,
                 // Signatures are checked against the same rules: only a reload in between
                 // gets here, so the key is not a label (it could be anything).
-                None => return self.deny("unknown", action, Denied("unknown access key")),
+                None => return Err(("unknown", Denied("unknown access key"))),
             },
             Caller::Anonymous if rules.anonymous.is_empty() => {
-                return self.deny("anonymous", action, Denied("signature required"));
+                return Err(("anonymous", Denied("signature required")));
             }
             Caller::Anonymous => &rules.anonymous,
         };
         if grants.iter().any(|g| grant_covers(g, action, target)) {
-            Ok(())
-        } else {
-            let label = match caller {
-                Caller::AccessKey(key) => key,
-                Caller::Anonymous => "anonymous",
-            };
-            self.deny(label, action, Denied("not granted"))
+            return Ok(());
         }
-    }
-
-    fn deny(&self, identity: &str, action: Action, denied: Denied) -> Result<(), Denied> {
-        if let Some(m) = &self.metrics {
-            m.authorization_denied(identity, action.as_str());
-        }
-        Err(denied)
+        let label = match caller {
+            Caller::AccessKey(key) => key,
+            Caller::Anonymous => "anonymous",
+        };
+        Err((label, Denied("not granted")))
     }
 
     /// Whether `caller` may see `bucket` in ListBuckets: it has some grant in it.

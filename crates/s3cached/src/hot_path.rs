@@ -130,10 +130,14 @@ impl HotPath {
         };
         let caller = self.authenticate(req.method(), &decoded_path, &query, headers, scan.signed)?;
         let key = self.object_key(headers, &decoded_path)?;
-        // Authorization before the lookup; a refusal is s3s's to answer, with its own error.
-        self.authorizer
-            .authorize(caller, Action::Read, Target::Object(key.bucket(), key.key()))
-            .ok()?;
+        // Authorization before the lookup; a refusal is s3s's to answer (and count), with its
+        // own error.
+        if !self
+            .authorizer
+            .allows(caller, Action::Read, Target::Object(key.bucket(), key.key()))
+        {
+            return None;
+        }
         let (entry, tier) = self.engine.fresh_local(&key)?;
         let render = || hit_headers::render(&entry.meta, &HitView::plain(get, scan.checksums))?.complete();
         let mut headers = match (get, scan.checksums) {
