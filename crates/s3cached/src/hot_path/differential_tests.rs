@@ -23,11 +23,8 @@ enum Expect {
     FullDecides,
 }
 
-struct Case {
-    what: String,
-    req: http::Request<()>,
-    expect: Expect,
-}
+/// What the case is, the request, and what both doors must decide.
+type Case = (&'static str, http::Request<()>, Expect);
 
 fn anonymous(method: &str, path: &str, host: Option<&str>) -> http::Request<()> {
     let mut b = http::Request::builder().method(method).uri(path);
@@ -290,23 +287,16 @@ fn corpus(anonymous_reads: bool) -> Vec<Case> {
         FullDecides,
     ));
     cases
-        .into_iter()
-        .map(|(what, req, expect)| Case {
-            what: what.to_owned(),
-            req,
-            expect,
-        })
-        .collect()
 }
 
 async fn run(s: &Setup, cases: Vec<Case>, context: &str) {
     let mut failures = Vec::new();
-    for case in cases {
-        let what = format!("{} ({context})", case.what);
-        let hot = s.hot.answer(&with_body(case.req.clone()));
-        let full = parts(s.full.call(with_body(case.req)).await.expect("full path")).await;
+    for (what, req, expect) in cases {
+        let what = format!("{what} ({context})");
+        let hot = s.hot.answer(&with_body(req.clone()));
+        let full = parts(s.full.call(with_body(req)).await.expect("full path")).await;
         let accepted = full.0.is_success();
-        match (case.expect, hot) {
+        match (expect, hot) {
             (Expect::Both, Some(hot)) => {
                 let hot = parts(hot).await;
                 if hot != full {
@@ -322,7 +312,7 @@ async fn run(s: &Setup, cases: Vec<Case>, context: &str) {
             }
             (Expect::Neither | Expect::FullDecides, None) => {}
         }
-        if case.expect == Expect::Both && !accepted {
+        if expect == Expect::Both && !accepted {
             failures.push(format!("{what}: the full path refused it ({})", full.0));
         }
     }
@@ -427,13 +417,5 @@ allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
             Neither,
         ),
     ];
-    let cases = cases
-        .into_iter()
-        .map(|(what, req, expect)| Case {
-            what: what.to_owned(),
-            req,
-            expect,
-        })
-        .collect();
     run(&s, cases, "identities file").await;
 }
