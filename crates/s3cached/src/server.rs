@@ -30,6 +30,7 @@ use crate::host::{InvalidDomain, VirtualHosts};
 use crate::hot_path::{HotPath, HotPathService};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
+use crate::pass_through::PassThrough;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
 use crate::tier::redis::RedisTier;
@@ -99,6 +100,7 @@ impl Server {
         let full = build_service(
             &authorizer,
             &config.domains,
+            Arc::clone(&engine),
             Front::new(Arc::clone(&engine), Arc::clone(&authorizer)),
         )?;
         let hot = if config.hot_path {
@@ -448,6 +450,7 @@ impl<F: Future> MapIntoUnit for F {}
 pub(crate) fn build_service(
     authorizer: &Arc<Authorizer>,
     domains: &[String],
+    engine: Arc<Engine>,
     front: Front,
 ) -> Result<S3Service, ServeError> {
     let mut builder = S3ServiceBuilder::new(front);
@@ -455,6 +458,11 @@ pub(crate) fn build_service(
     // hook only when an authenticator is set.
     builder.set_auth(authorizer.s3s_auth());
     builder.set_access(authorizer.s3s_access());
+    builder.set_route(PassThrough::new(
+        Arc::clone(&engine),
+        Arc::clone(authorizer),
+        (!domains.is_empty()).then(|| VirtualHosts::new(domains)).transpose()?,
+    ));
     if !domains.is_empty() {
         builder.set_host(VirtualHosts::new(domains)?);
     }

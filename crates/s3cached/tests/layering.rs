@@ -29,11 +29,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "write_guard",
             "read_request",
             "hit_headers",
+            "operation",
         ],
     ),
     ("tiers and origin", &["tier", "origin"]),
     ("engine", &["engine"]),
-    ("doors", &["front", "hot_path", "sigv4", "host", "auth"]),
+    ("doors", &["front", "pass_through", "hot_path", "sigv4", "host", "auth"]),
     ("process", &["server", "admin", "events", "warm", "tls"]),
 ];
 

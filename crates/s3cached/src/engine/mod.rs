@@ -4,13 +4,16 @@
 //! - [`read`]: GetObject and HeadObject (lookup, answer from the entry or the origin);
 //! - [`fill`]: single-flight fills from the origin, revalidation, hydration;
 //! - [`store`]: the tier side (lookups, guarded inserts, invalidations);
-//! - [`mod@write`]: writes (origin first, then invalidation and write-through);
+//! - [`mod@forward`]: requests forwarded as the client sent them (invalidation and
+//!   write-through for those that change objects);
+//! - [`mod@write`]: writes s3s parsed (origin first, then invalidation and write-through);
 //! - [`freshness`]: TTLs, retention and stale serving;
 //! - [`flight`], [`outcome`], [`body`]: single flight, fill results, body capture.
 
 pub mod body;
 pub mod fill;
 pub mod flight;
+pub mod forward;
 pub mod freshness;
 pub mod outcome;
 pub mod read;

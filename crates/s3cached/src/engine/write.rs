@@ -85,9 +85,8 @@ impl Engine {
             if let (Ok(resp), Some(capture), Some(len), Some(token)) = (&result, capture, declared, token)
                 && let Some(bytes) = capture.take().filter(|b| b.len() as u64 == len)
             {
-                engine
-                    .write_through(&target.key, &resp.output, bytes, sequence, token)
-                    .await;
+                let etag = resp.output.e_tag.as_ref().map(s3s::dto::ETag::value);
+                engine.write_through(&target.key, etag, bytes, sequence, token).await;
             }
             result
         });
@@ -99,13 +98,14 @@ impl Engine {
         })
     }
 
-    /// Stores the bytes just written, with the metadata the origin now reports for them.
+    /// Stores the bytes just written, with the metadata the origin now reports for them
+    /// (checksums included, so checksum-mode reads are answered as the origin would).
     /// The origin's HEAD must show the ETag the PUT returned: otherwise another writer came
     /// in between and the entry stays invalidated.
-    async fn write_through(
+    pub(super) async fn write_through(
         &self,
         key: &CacheKey,
-        put: &PutObjectOutput,
+        put_etag: Option<&str>,
         bytes: bytes::Bytes,
         sequence: u64,
         token: FillToken,
@@ -113,6 +113,9 @@ impl Engine {
         let head_input = match HeadObjectInput::builder()
             .bucket(key.bucket().to_owned())
             .key(key.key().to_owned())
+            .checksum_mode(Some(s3s::dto::ChecksumMode::from_static(
+                s3s::dto::ChecksumMode::ENABLED,
+            )))
             .build()
         {
             Ok(input) => input,
@@ -132,8 +135,8 @@ impl Engine {
                 return;
             }
         };
-        let same_version = head.e_tag.as_ref().map(s3s::dto::ETag::value)
-            == put.e_tag.as_ref().map(s3s::dto::ETag::value)
+        let same_version = put_etag.is_some()
+            && head.e_tag.as_ref().map(s3s::dto::ETag::value) == put_etag
             && head.content_length.and_then(|n| u64::try_from(n).ok()) == Some(bytes.len() as u64);
         if !same_version || head.sse_customer_algorithm.is_some() {
             debug!(%key, "object changed again after PUT; entry stays invalidated");

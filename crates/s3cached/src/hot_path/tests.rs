@@ -57,7 +57,7 @@ pub(super) fn setup_with(rules: crate::identities::Identities) -> Setup {
     let engine = Engine::new(origin, tier, metrics, CachePolicy::default());
     let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
     let front = Front::new(Arc::clone(&engine), Arc::clone(&authorizer));
-    let full = crate::server::build_service(&authorizer, &[], front).expect("service");
+    let full = crate::server::build_service(&authorizer, &[], Arc::clone(&engine), front).expect("service");
     let hot = HotPath::new(Arc::clone(&engine), authorizer, None);
     Setup { engine, hot, full }
 }

@@ -1,7 +1,14 @@
-//! The origin: the S3 service that holds the truth. Either a remote S3-compatible endpoint
-//! (through s3s-aws's `Proxy` over `aws_sdk_s3::Client`) or, in development mode, a local
-//! directory served by s3s-fs. Both are driven through the same `s3s::S3` trait, so the read
-//! and write paths do not care which one is configured.
+//! The origin: the S3 service that holds the truth. Either a remote S3-compatible endpoint or,
+//! in development mode, a local directory served by s3s-fs.
+//!
+//! It is reached two ways. The cache's own reads (fills, revalidation, the HEAD after a
+//! write, warm-up listings) go through the typed `s3s::S3` trait (s3s-aws's `Proxy` over
+//! `aws_sdk_s3::Client` for a remote endpoint). Everything a client asks that the cache does
+//! not answer itself is forwarded as the client sent it ([`forward`]), so the origin sees the
+//! client's request and the client gets the origin's answer.
+
+pub mod aws_chunked;
+pub mod forward;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +17,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Result};
 
+use self::forward::{Endpoint, Forwarder, Outgoing};
 use crate::config::OriginConfig;
 use crate::metrics::Metrics;
 
@@ -25,6 +33,9 @@ pub enum OriginError {
         #[source]
         source: std::io::Error,
     },
+    /// The forwarding client cannot be set up (endpoint URL, root certificates).
+    #[error("cannot forward to the origin: {0}")]
+    Forwarding(String),
     /// s3s-fs refused the directory.
     #[error("cannot serve {path} as the local origin: {reason}")]
     LocalFs {
@@ -39,6 +50,7 @@ pub enum OriginError {
 #[derive(Clone)]
 pub struct Origin {
     s3: Arc<dyn S3>,
+    forwarder: Option<Arc<Forwarder>>,
     metrics: Arc<Metrics>,
     description: String,
     read_timeout: Option<Duration>,
@@ -58,20 +70,22 @@ impl Origin {
                 credentials,
                 first_byte_timeout,
             } => {
-                let client = s3_client(
-                    endpoint.as_deref(),
+                let shared = aws_shared_config(region, credentials.as_ref(), Some(timeouts(*first_byte_timeout))).await;
+                let client = s3_client(&shared, endpoint.as_deref(), *force_path_style);
+                let forwarder = Forwarder::remote(
+                    Endpoint::new(endpoint.as_deref(), region, *force_path_style).map_err(OriginError::Forwarding)?,
+                    shared.credentials_provider(),
                     region,
-                    *force_path_style,
-                    credentials.as_ref(),
                     *first_byte_timeout,
                 )
-                .await;
+                .map_err(OriginError::Forwarding)?;
                 let description = match endpoint {
                     Some(url) => format!("S3 endpoint {url}"),
                     None => format!("AWS S3 ({region})"),
                 };
                 let mut origin = Self::from_s3(s3s_aws::Proxy::from(client), metrics, description);
                 origin.read_timeout = Some(*first_byte_timeout);
+                origin.forwarder = Some(Arc::new(forwarder));
                 Ok(origin)
             }
             OriginConfig::LocalDir(path) => {
@@ -84,15 +98,24 @@ impl Origin {
                     path: shown.clone(),
                     reason: format!("{e:?}"),
                 })?;
-                Ok(Self::from_s3(fs, metrics, format!("local directory {shown}")))
+                // A second view of the same directory answers forwarded requests.
+                let raw = s3s_fs::FileSystem::new(path).map_err(|e| OriginError::LocalFs {
+                    path: shown.clone(),
+                    reason: format!("{e:?}"),
+                })?;
+                let mut origin = Self::from_s3(fs, metrics, format!("local directory {shown}"));
+                origin.forwarder = Some(Arc::new(Forwarder::local(raw)));
+                Ok(origin)
             }
         }
     }
 
-    /// Wraps any `S3` implementation as the origin (tests use in-process fakes).
+    /// Wraps any `S3` implementation as the origin (tests use in-process fakes). Such an
+    /// origin forwards nothing: [`Origin::forward`] answers `NotImplemented`.
     pub fn from_s3(s3: impl S3, metrics: Arc<Metrics>, description: String) -> Self {
         Self {
             s3: Arc::new(s3),
+            forwarder: None,
             metrics,
             description,
             read_timeout: None,
@@ -130,6 +153,25 @@ impl Origin {
 }
 
 impl Origin {
+    /// Forwards a client's request ([`forward`]), recording it like [`Origin::call`]: the
+    /// result label is `ok` for a 2xx or 304 answer, else `http_<status>`.
+    ///
+    /// # Errors
+    /// When the origin could not be reached (its own error answers are `Ok`).
+    pub async fn forward(&self, operation: &'static str, out: Outgoing) -> S3Result<http::Response<s3s::Body>> {
+        let Some(forwarder) = &self.forwarder else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "this origin does not take forwarded requests",
+            ));
+        };
+        let started = Instant::now();
+        let result = forwarder.send(out).await;
+        self.metrics
+            .origin_request(operation, &forward::result_label(&result), started.elapsed());
+        result
+    }
+
     /// Like [`Origin::call`] for reads (GET, HEAD, List), whose answers must start within the
     /// origin's first-byte timeout, retries included: a hung origin then fails like a 5xx, and
     /// stale-if-error can answer. Writes are not bounded this way (an upload takes as long as
@@ -193,23 +235,19 @@ pub async fn aws_shared_config(
     loader.load().await
 }
 
-async fn s3_client(
-    endpoint: Option<&str>,
-    region: &str,
-    force_path_style: bool,
-    credentials: Option<&crate::config::Credentials>,
-    first_byte_timeout: Duration,
-) -> aws_sdk_s3::Client {
-    // The first byte of an answer must come within `first_byte_timeout`: a hung origin then
-    // fails like a 5xx (so stale-if-error can answer). Streaming a large body is not bounded.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+/// The first byte of an answer must come within `first_byte_timeout`: a hung origin then
+/// fails like a 5xx (so stale-if-error can answer). Streaming a large body is not bounded.
+fn timeouts(first_byte_timeout: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(first_byte_timeout)
-        .build();
-    let shared = aws_shared_config(region, credentials, Some(timeouts)).await;
+        .build()
+}
+
+fn s3_client(shared: &aws_config::SdkConfig, endpoint: Option<&str>, force_path_style: bool) -> aws_sdk_s3::Client {
     // Checksums only when S3 requires them: requests reach the origin as the client sent them,
     // instead of gaining SDK-computed trailers some S3-compatible servers reject.
-    let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+    let mut builder = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(force_path_style)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);

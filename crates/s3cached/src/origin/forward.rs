@@ -1,0 +1,556 @@
+//! Raw forwarding: a client's request goes to the origin as the client sent it (method, key,
+//! query, headers, body stream and trailers), signed again with the origin's credentials, and
+//! the origin's answer comes back as it is (status, headers, body stream).
+//!
+//! Only what signing needs changes: the client's signature (header or query), the
+//! `Host`, hop-by-hop headers, and the payload framing of aws-chunked uploads, whose chunk
+//! signatures s3s verified and removed (a trailer such as a CRC checksum is framed again, see
+//! [`super::aws_chunked`]). The key is sent percent-encoded canonically, so the origin reads
+//! the same key whatever encoding the client chose.
+//!
+//! The remote origin is reached over HTTP/1.1 (HTTPS with the system's roots); the local
+//! development directory through an in-process s3s service over the same directory, so both
+//! take the same code path.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials as AwsCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
+    sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use s3s::service::S3Service;
+use s3s::{Body, S3Error, S3ErrorCode, TrailingHeaders};
+
+use super::aws_chunked::{self, Reframed, TrailerSource};
+
+/// What the origin receives: a client's request, already authenticated and authorized.
+pub struct Outgoing {
+    /// The client's method.
+    pub method: Method,
+    /// The bucket, when the request names one.
+    pub bucket: Option<String>,
+    /// The object key (decoded), when the request names an object.
+    pub key: Option<String>,
+    /// The client's query string as sent, without its signature parameters.
+    pub query: Option<String>,
+    /// The client's end-to-end headers, without its signature.
+    pub headers: HeaderMap,
+    /// The body, as s3s verified it.
+    pub body: Body,
+    /// How the body is signed for the origin.
+    pub payload: Payload,
+}
+
+/// How a forwarded body is declared to the origin.
+pub enum Payload {
+    /// The SHA-256 the client signed: the origin checks the bytes against it again.
+    Sha256(String),
+    /// No payload signature.
+    Unsigned,
+    /// An aws-chunked upload with trailers, framed again for the origin.
+    Trailer {
+        /// The trailer names (`x-amz-trailer`).
+        names: Vec<String>,
+        /// The decoded body length.
+        decoded_len: u64,
+        /// The trailers, once the body has ended.
+        source: TrailerSource,
+    },
+}
+
+/// Query parameters of a presigned URL: the client's signature, not part of the request.
+const PRESIGN_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// Headers that belong to one connection, or to the client's signature.
+fn dropped_request_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "expect"
+            | "authorization"
+            | "x-amz-date"
+            | "x-amz-security-token"
+            | "x-amz-content-sha256"
+    )
+}
+
+fn hop_by_hop_response_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    )
+}
+
+/// The query without SigV4's presigned-URL parameters, in the client's order and encoding.
+#[must_use]
+pub fn strip_presign_params(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+            !pair.is_empty() && !PRESIGN_PARAMS.contains(&name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// `content-encoding` without the `aws-chunked` token (None when nothing else is left).
+fn without_aws_chunked(value: &HeaderValue) -> Option<HeaderValue> {
+    let rest: Vec<&str> = value
+        .to_str()
+        .ok()?
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!rest.is_empty()).then(|| HeaderValue::from_str(&rest.join(",")).ok())?
+}
+
+fn bad_request(msg: impl Into<String>) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidRequest, msg.into())
+}
+
+impl Outgoing {
+    /// The request s3s authenticated (its body already decoded and checked), made ready for
+    /// the origin. `bucket` and `key` are what the request names.
+    ///
+    /// # Errors
+    /// `InvalidRequest` when the payload declaration is unusable.
+    pub fn from_client(
+        method: Method,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        body: Body,
+        trailing: Option<TrailingHeaders>,
+        bucket: Option<String>,
+        key: Option<String>,
+    ) -> Result<Self, S3Error> {
+        let declared = headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let streaming = declared.as_deref().is_some_and(|d| d.starts_with("STREAMING-"));
+        let payload = match declared.as_deref() {
+            Some(hash) if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Payload::Sha256(hash.to_ascii_lowercase())
+            }
+            _ if streaming => {
+                let names: Vec<String> = headers
+                    .get("x-amz-trailer")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| {
+                        v.split(',')
+                            .map(|n| n.trim().to_ascii_lowercase())
+                            .filter(|n| !n.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                // s3s replaced Content-Length with the decoded length.
+                let decoded_len = headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| bad_request("aws-chunked upload without a decoded length"))?;
+                match (names.is_empty(), trailing) {
+                    (false, Some(trailing)) => {
+                        if let Some(unknown) = names.iter().find(|n| aws_chunked::trailer_value_len(n).is_none()) {
+                            return Err(bad_request(format!("unsupported trailer {unknown}")));
+                        }
+                        Payload::Trailer {
+                            names,
+                            decoded_len,
+                            source: Box::new(move || trailing.take()),
+                        }
+                    }
+                    _ => Payload::Unsigned,
+                }
+            }
+            _ => Payload::Unsigned,
+        };
+        headers.retain_dropped();
+        if streaming {
+            match headers.get(header::CONTENT_ENCODING).and_then(without_aws_chunked) {
+                Some(v) => {
+                    headers.insert(header::CONTENT_ENCODING, v);
+                }
+                None => {
+                    headers.remove(header::CONTENT_ENCODING);
+                }
+            }
+            headers.remove("x-amz-decoded-content-length");
+            headers.remove("x-amz-trailer");
+        }
+        Ok(Self {
+            method,
+            bucket,
+            key,
+            query: uri.query().and_then(strip_presign_params),
+            headers,
+            body,
+            payload,
+        })
+    }
+}
+
+trait RetainDropped {
+    fn retain_dropped(&mut self);
+}
+
+impl RetainDropped for HeaderMap {
+    fn retain_dropped(&mut self) {
+        let names: Vec<HeaderName> = self.keys().filter(|n| dropped_request_header(n)).cloned().collect();
+        for n in names {
+            self.remove(n);
+        }
+    }
+}
+
+/// Where the origin's requests go.
+#[derive(Clone)]
+pub struct Endpoint {
+    https: bool,
+    authority: String,
+    path_style: bool,
+}
+
+impl Endpoint {
+    /// An endpoint URL (`http://127.0.0.1:8333`), or AWS S3 in `region` when `None`.
+    ///
+    /// # Errors
+    /// A message naming the URL when it cannot be used.
+    pub fn new(url: Option<&str>, region: &str, path_style: bool) -> Result<Self, String> {
+        let Some(url) = url else {
+            return Ok(Self {
+                https: true,
+                authority: format!("s3.{region}.amazonaws.com"),
+                path_style,
+            });
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid origin endpoint {url:?}: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("origin endpoint {url:?} must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("origin endpoint {url:?} has no host"))?
+            .to_string();
+        Ok(Self {
+            https,
+            authority,
+            path_style,
+        })
+    }
+
+    /// The URL of a request naming `bucket` and `key`, with `query`.
+    fn url(&self, bucket: Option<&str>, key: Option<&str>, query: Option<&str>) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        // Buckets with dots would not match a wildcard certificate; upper case is not a host.
+        let virtual_host = bucket.filter(|b| {
+            !self.path_style
+                && !b.contains('.')
+                && b.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        });
+        let mut url = match virtual_host {
+            Some(b) => format!("{scheme}://{b}.{}/", self.authority),
+            None => match bucket {
+                Some(b) => format!("{scheme}://{}/{}", self.authority, encode_path(b)),
+                None => format!("{scheme}://{}/", self.authority),
+            },
+        };
+        if let Some(key) = key {
+            if virtual_host.is_none() {
+                url.push('/');
+            }
+            url.push_str(&encode_path(key));
+        }
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        url
+    }
+}
+
+/// A key as its canonical SigV4 path: every byte but the unreserved ones and `/` encoded.
+#[must_use]
+pub fn encode_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+enum Transport {
+    Remote {
+        client: Box<Client<HttpsConnector<HttpConnector>, Body>>,
+        endpoint: Endpoint,
+    },
+    Local(S3Service),
+}
+
+/// Sends [`Outgoing`] requests to the origin.
+pub struct Forwarder {
+    transport: Transport,
+    credentials: Option<SharedCredentialsProvider>,
+    region: String,
+    first_byte_timeout: Option<Duration>,
+}
+
+/// The local development origin's key: it never leaves the process.
+const LOCAL_KEY: (&str, &str) = ("s3cached-local", "s3cached-local-secret");
+
+impl Forwarder {
+    /// A forwarder to a remote endpoint.
+    ///
+    /// # Errors
+    /// A message when the system's root certificates cannot be loaded.
+    pub fn remote(
+        endpoint: Endpoint,
+        credentials: Option<SharedCredentialsProvider>,
+        region: &str,
+        first_byte_timeout: Duration,
+    ) -> Result<Self, String> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(Self {
+            transport: Transport::Remote {
+                client: Box::new(client),
+                endpoint,
+            },
+            credentials,
+            region: region.to_owned(),
+            first_byte_timeout: Some(first_byte_timeout),
+        })
+    }
+
+    /// A forwarder to an in-process s3s service over `s3` (the local directory).
+    #[must_use]
+    pub fn local(s3: impl s3s::S3) -> Self {
+        let mut builder = s3s::service::S3ServiceBuilder::new(s3);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(LOCAL_KEY.0, LOCAL_KEY.1));
+        let credentials = AwsCredentials::new(LOCAL_KEY.0, LOCAL_KEY.1, None, None, "s3cached-local");
+        Self {
+            transport: Transport::Local(builder.build()),
+            credentials: Some(SharedCredentialsProvider::new(credentials)),
+            region: "us-east-1".to_owned(),
+            first_byte_timeout: None,
+        }
+    }
+
+    /// Sends `out` to the origin and returns its answer as it is, hop-by-hop headers aside.
+    ///
+    /// # Errors
+    /// `ServiceUnavailable` when the origin cannot be reached or did not start answering in
+    /// time (reads only); `InvalidRequest` when a header cannot be signed.
+    pub async fn send(&self, out: Outgoing) -> Result<Response<Body>, S3Error> {
+        let url = match &self.transport {
+            Transport::Remote { endpoint, .. } => {
+                endpoint.url(out.bucket.as_deref(), out.key.as_deref(), out.query.as_deref())
+            }
+            Transport::Local(_) => Endpoint {
+                https: false,
+                authority: "localhost".to_owned(),
+                path_style: true,
+            }
+            .url(out.bucket.as_deref(), out.key.as_deref(), out.query.as_deref()),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| bad_request(format!("cannot address the origin for this request: {e}")))?;
+        let safe = out.method == Method::GET || out.method == Method::HEAD;
+        let mut request = self.signed(out, uri).await?;
+        let response = match &self.transport {
+            Transport::Local(service) => {
+                *request.version_mut() = http::Version::HTTP_11;
+                service
+                    .call(request)
+                    .await
+                    .map_err(|e| unavailable(format!("local origin failed: {e:?}")))?
+            }
+            Transport::Remote { client, .. } => {
+                let call = client.request(request);
+                let answer = match self.first_byte_timeout.filter(|_| safe) {
+                    Some(limit) => tokio::time::timeout(limit, call)
+                        .await
+                        .map_err(|_| unavailable(format!("the origin did not answer within {limit:?}")))?,
+                    None => call.await,
+                };
+                answer
+                    .map_err(|e| unavailable(format!("cannot reach the origin: {e}")))?
+                    .map(Body::from)
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        let names: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|n| hop_by_hop_response_header(n))
+            .cloned()
+            .collect();
+        for n in names {
+            parts.headers.remove(n);
+        }
+        Ok(Response::from_parts(parts, body))
+    }
+
+    async fn signed(&self, out: Outgoing, uri: Uri) -> Result<Request<Body>, S3Error> {
+        let authority = uri
+            .authority()
+            .map(ToString::to_string)
+            .ok_or_else(|| bad_request("origin URL without host"))?;
+        let Outgoing {
+            method,
+            mut headers,
+            body,
+            payload,
+            ..
+        } = out;
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(&authority).map_err(|_| bad_request("invalid origin host"))?,
+        );
+        let (body, signable) = match payload {
+            Payload::Sha256(hash) => (body, SignableBody::Precomputed(hash)),
+            Payload::Unsigned => (body, SignableBody::UnsignedPayload),
+            Payload::Trailer {
+                names,
+                decoded_len,
+                source,
+            } => {
+                let lens: Vec<(&str, usize)> = names
+                    .iter()
+                    .map(|n| (n.as_str(), aws_chunked::trailer_value_len(n).unwrap_or(0)))
+                    .collect();
+                let encoded = aws_chunked::encoded_len(decoded_len, &lens);
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(encoded));
+                headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
+                headers.insert(
+                    "x-amz-trailer",
+                    HeaderValue::from_str(&names.join(",")).map_err(|_| bad_request("invalid x-amz-trailer"))?,
+                );
+                let encoding = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+                    Some(rest) => format!("aws-chunked,{rest}"),
+                    None => "aws-chunked".to_owned(),
+                };
+                headers.insert(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_str(&encoding).map_err(|_| bad_request("invalid content-encoding"))?,
+                );
+                let framed = Reframed::new(body, decoded_len, names, source);
+                (
+                    Body::from(s3s::dto::StreamingBlob::new(framed)),
+                    SignableBody::StreamingUnsignedPayloadTrailer,
+                )
+            }
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body)
+            .map_err(|e| bad_request(format!("cannot build the origin request: {e}")))?;
+        *request.headers_mut() = headers;
+        self.sign(&mut request, signable).await?;
+        Ok(request)
+    }
+
+    async fn sign(&self, request: &mut Request<Body>, body: SignableBody<'_>) -> Result<(), S3Error> {
+        let Some(provider) = &self.credentials else {
+            // No credentials configured or found: the origin decides on an unsigned request.
+            return Ok(());
+        };
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| unavailable(format!("origin credentials unavailable: {e}")))?;
+        let identity: Identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| unavailable(format!("cannot sign for the origin: {e}")))?
+            .into();
+        let mut signed_headers = Vec::new();
+        for (name, value) in request.headers() {
+            let n = name.as_str();
+            if n == "host" || n == "content-md5" || n == "content-type" || n.starts_with("x-amz-") {
+                let v = value
+                    .to_str()
+                    .map_err(|_| bad_request(format!("header {n} is not valid ASCII")))?;
+                signed_headers.push((n, v));
+            }
+        }
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(request.method().as_str(), &uri, signed_headers.into_iter(), body)
+            .map_err(|e| bad_request(format!("cannot sign this request: {e}")))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| bad_request(format!("cannot sign this request: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}
+
+/// The metric label of a forwarded request's result: `ok` for a 2xx or 304 answer,
+/// `http_<status>` for the origin's other answers, the error code when it was not reached.
+#[must_use]
+pub fn result_label(result: &Result<Response<Body>, S3Error>) -> std::borrow::Cow<'static, str> {
+    match result {
+        Ok(r) if r.status().is_success() || r.status() == http::StatusCode::NOT_MODIFIED => "ok".into(),
+        Ok(r) => format!("http_{}", r.status().as_u16()).into(),
+        Err(e) => e.code().as_str().to_owned().into(),
+    }
+}
+
+fn unavailable(msg: String) -> S3Error {
+    S3Error::with_message(S3ErrorCode::ServiceUnavailable, msg)
+}
