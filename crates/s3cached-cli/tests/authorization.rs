@@ -463,3 +463,103 @@ async fn reloads_under_load_lose_no_request() {
     );
     assert!(ok > 100, "only {ok} requests ran");
 }
+
+/// An identity with origin credentials of its own: the origin's IAM decides for it, on the
+/// hot path and the full path alike, even where s3cached's own rules grant everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn origin_mapped_identities_are_decided_by_the_origin() {
+    let origin = seaweed::SeaweedFs::start_with_identities(&[(
+        "origin-reader",
+        "origin-reader-secret",
+        &["Read:allowed-bkt", "List:allowed-bkt"],
+    )]);
+    for bucket in ["allowed-bkt", "secret-bkt"] {
+        origin.create_bucket(bucket).await;
+        origin.put_object(bucket, "x", b"data".to_vec()).await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("identities.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[identity]]
+access-key = "mapped"
+secret-key = "mapped-secret"
+allow = [{ actions = ["read", "list", "write", "admin"], on = ["*"] }]
+[identity.origin]
+access-key = "origin-reader"
+secret-key = "origin-reader-secret"
+"#,
+    )
+    .expect("write identities");
+    let file_arg = file.to_string_lossy().into_owned();
+    let proxy = S3Cached::builder()
+        .origin(&origin.endpoint())
+        .client_credentials("full", "full-secret")
+        .args(["--identities", file_arg.as_str()])
+        .start();
+    // Both objects cached by an identity the origin lets read everything.
+    let full = s3_client(&proxy.endpoint(), "full", "full-secret");
+    for bucket in ["allowed-bkt", "secret-bkt"] {
+        full.get_object()
+            .bucket(bucket)
+            .key("x")
+            .send()
+            .await
+            .expect("warm GET");
+    }
+    let mapped = s3_client(&proxy.endpoint(), "mapped", "mapped-secret");
+    let allowed = Ops {
+        c: &mapped,
+        bucket: "allowed-bkt",
+    };
+    let secret = Ops {
+        c: &mapped,
+        bucket: "secret-bkt",
+    };
+    let heads_before = proxy
+        .metric_value(r#"s3cached_origin_requests_total{operation="HeadObject"}"#)
+        .await;
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    expect(f, "mapped", "GET cached, origin allows", allowed.get("x").await, true);
+    expect(f, "mapped", "GET cached again", allowed.get("x").await, true);
+    expect(f, "mapped", "HEAD cached", allowed.head("x").await, true);
+    expect(f, "mapped", "GET cached, origin refuses", secret.get("x").await, false);
+    expect(
+        f,
+        "mapped",
+        "HEAD cached, origin refuses",
+        secret.head("x").await,
+        false,
+    );
+    expect(f, "mapped", "LIST, origin allows", allowed.list("").await, true);
+    expect(f, "mapped", "LIST, origin refuses", secret.list("").await, false);
+    expect(f, "mapped", "PUT, origin refuses", allowed.put("y").await, false);
+    expect(f, "mapped", "DELETE, origin refuses", allowed.delete("x").await, false);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // One origin HEAD per object asked about: the answers are kept.
+    let heads = proxy
+        .metric_value(r#"s3cached_origin_requests_total{operation="HeadObject"}"#)
+        .await
+        - heads_before;
+    assert_eq!(heads, 2.0, "origin HEADs as the identity");
+    // The hits were served: the refused object is still cached for others.
+    full.get_object()
+        .bucket("secret-bkt")
+        .key("x")
+        .send()
+        .await
+        .expect("full GET");
+    assert!(
+        origin
+            .client()
+            .head_object()
+            .bucket("allowed-bkt")
+            .key("y")
+            .send()
+            .await
+            .is_err(),
+        "the refused PUT reached the origin"
+    );
+}

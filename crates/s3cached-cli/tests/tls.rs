@@ -26,16 +26,10 @@ use support::tls::TestCa;
 
 const HITS: &str = r#"s3cached_cache_hits_total{tier="memory"}"#;
 
-/// Over HTTPS botocore uploads with a trailing checksum (aws-chunked,
-/// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`), which s3cached does not forward intact yet (see
-/// README, Known limits); these clients send the checksum-free form instead.
-const CHECKSUM_ENV: (&str, &str) = ("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
-
 /// `aws ARGS --ca-bundle CA`; must succeed.
 fn aws_ok(aws: &AwsCli<'_>, https: &HttpsProxy, args: &[&str]) -> Output {
     let ca = https.ca_path();
-    let mut cmd = aws.command(args.iter().copied().chain(["--ca-bundle", ca.as_str()]));
-    cmd.env(CHECKSUM_ENV.0, CHECKSUM_ENV.1);
+    let cmd = aws.command(args.iter().copied().chain(["--ca-bundle", ca.as_str()]));
     let out = run(cmd, support::cli_tools::COMMAND_TIMEOUT);
     if !out.success() {
         fail_with_log(&https.proxy, format!("aws failed: {}", out.describe()));
@@ -156,7 +150,7 @@ s3 = boto3.client(
     region_name=os.environ["REGION"],
     verify=os.environ["CA_FILE"],
     config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                  retries={"total_max_attempts": 1}, request_checksum_calculation="when_required"),
+                  retries={"total_max_attempts": 1}),
 )
 
 def fail(msg):
@@ -223,8 +217,7 @@ endpoint = os.environ["S3_ENDPOINT"]
 s3 = boto3.client(
     "s3", endpoint_url=endpoint, aws_access_key_id=os.environ["CLIENT_KEY"],
     aws_secret_access_key=os.environ["CLIENT_SECRET"], region_name=os.environ["REGION"],
-    verify=os.environ["CA_FILE"], config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                                                request_checksum_calculation="when_required"),
+    verify=os.environ["CA_FILE"], config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
 )
 data = b"served before and after the reload"
 s3.put_object(Bucket=bucket, Key="k", Body=data)

@@ -21,8 +21,9 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use crate::config::ClientAuth;
 pub use crate::identities::Action;
-use crate::identities::{Grant, Identities, IdentitiesError};
+use crate::identities::{Grant, Identities, IdentitiesError, OriginIdentity};
 use crate::metrics::Metrics;
+use crate::origin_grants::OriginGrants;
 use crate::sigv4::{SignedRequest, Verifier};
 
 /// Who sends a request.
@@ -148,6 +149,7 @@ pub struct Authorizer {
     rules: RwLock<Arc<Identities>>,
     verifier: Verifier,
     metrics: Option<Arc<Metrics>>,
+    origin_grants: Option<OriginGrants>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -165,6 +167,64 @@ impl Authorizer {
             rules: RwLock::new(Arc::new(identities)),
             verifier,
             metrics,
+            origin_grants: None,
+        }
+    }
+
+    /// Asks `grants` (the origin) before an identity with origin credentials is served a
+    /// cached object. Without it such identities are refused every cached read.
+    #[must_use]
+    pub fn with_origin_grants(mut self, grants: OriginGrants) -> Self {
+        self.origin_grants = Some(grants);
+        self
+    }
+
+    /// The origin credentials of `caller`, when its identity has its own.
+    #[must_use]
+    pub fn origin_identity(&self, caller: Caller<'_>) -> Option<OriginIdentity> {
+        match caller {
+            Caller::AccessKey(key) => self.rules().identities.get(key).and_then(|i| i.origin.clone()),
+            Caller::Anonymous => None,
+        }
+    }
+
+    /// For an identity with origin credentials: whether the origin has let it read the object
+    /// (asking it when no answer is kept). Other callers: yes.
+    ///
+    /// # Errors
+    /// `AccessDenied` when the origin said no (counted), `ServiceUnavailable` when it could
+    /// not be asked.
+    pub async fn origin_allows_read(
+        &self,
+        caller: Caller<'_>,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> S3Result<()> {
+        let (Caller::AccessKey(access_key), Some(origin_identity)) = (caller, self.origin_identity(caller)) else {
+            return Ok(());
+        };
+        let allowed = match &self.origin_grants {
+            Some(grants) => grants.ask(access_key, &origin_identity, bucket, key, version).await?,
+            None => false,
+        };
+        if allowed {
+            return Ok(());
+        }
+        if let Some(m) = &self.metrics {
+            m.authorization_denied(access_key, Action::Read.as_str());
+        }
+        Err(s3_error!(
+            AccessDenied,
+            "access denied: the origin refused this identity"
+        ))
+    }
+
+    /// Records that the origin refused `caller` a request for the object: the kept answer
+    /// for its reads of the object is withdrawn, so the next one asks the origin again.
+    pub fn origin_refused(&self, caller: Caller<'_>, bucket: &str, key: &str, version: Option<&str>) {
+        if let (Caller::AccessKey(access_key), Some(grants)) = (caller, &self.origin_grants) {
+            grants.revoke(access_key, bucket, key, version);
         }
     }
 
@@ -188,7 +248,20 @@ impl Authorizer {
     /// path, which leaves every refusal to the full path (where it is answered and counted).
     #[must_use]
     pub fn allows(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> bool {
-        self.decide(caller, action, target).is_ok()
+        if self.decide(caller, action, target).is_err() {
+            return false;
+        }
+        // An identity with origin credentials is served a cached object only on a kept yes
+        // from the origin; without one, the full path asks.
+        match (caller, target) {
+            (Caller::AccessKey(access_key), Target::Object(bucket, key)) if self.origin_identity(caller).is_some() => {
+                self.origin_grants
+                    .as_ref()
+                    .and_then(|g| g.known(access_key, bucket, key, None))
+                    == Some(true)
+            }
+            _ => true,
+        }
     }
 
     /// Whether `caller` may take `action` on `target`.
@@ -307,20 +380,40 @@ impl S3Access for S3sAccess {
         let caller = cx
             .credentials()
             .map_or(Caller::Anonymous, |c| Caller::AccessKey(&c.access_key));
-        let action = Action::of(cx.s3_op().name());
+        let operation = cx.s3_op().name();
+        let action = Action::of(operation);
         let target = match cx.s3_path() {
             s3s::path::S3Path::Root => Target::Service,
             s3s::path::S3Path::Bucket { bucket } => Target::Bucket(bucket),
             s3s::path::S3Path::Object { bucket, key } => Target::Object(bucket, key),
         };
-        self.check_one(caller, action, target)
+        self.check_one(caller, action, target)?;
+        if let (Target::Object(bucket, key), "GetObject" | "HeadObject") = (target, operation) {
+            let version = cx.uri().query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(n, _)| n == "versionId")
+                    .map(|(_, v)| v.into_owned())
+            });
+            self.0
+                .origin_allows_read(caller, bucket, key, version.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 
     /// PutObject, and browser-form uploads (PostObject), which s3s hands over as a PutObject
     /// whose key comes from the form: the generic check saw only the bucket for those.
     async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
         let i = &req.input;
-        self.check_one(caller(req), Action::Write, Target::Object(&i.bucket, &i.key))
+        let caller = caller(req);
+        if self.0.origin_identity(caller).is_some() {
+            // Form uploads are written with the cache's own origin credentials.
+            return Err(s3_error!(
+                AccessDenied,
+                "browser-form uploads are not available to identities with their own origin credentials"
+            ));
+        }
+        self.check_one(caller, Action::Write, Target::Object(&i.bucket, &i.key))
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {

@@ -7,6 +7,15 @@
 //! secret-env = "ANALYTICS_SECRET"     # or: secret-key = "…"
 //! allow = [{ actions = ["read", "list"], on = ["datalake", "logs/2026/"] }]
 //!
+//! [[identity]]
+//! access-key = "team-b"
+//! secret-key = "…"
+//! allow = [{ actions = ["read", "write"], on = ["team-b-data"] }]
+//! [identity.origin]                    # optional: the origin sees this identity's own key
+//! access-key = "AKIA…"
+//! secret-env = "TEAM_B_ORIGIN_SECRET"  # or: secret-key = "…"
+//! recheck-after = "60s"                # how long the origin's yes or no to a read is kept
+//!
 //! [anonymous]                          # optional: unsigned requests
 //! allow = [{ actions = ["read"], on = ["public-site"] }]
 //! ```
@@ -154,7 +163,22 @@ pub struct Identity {
     pub credentials: Credentials,
     /// What it may do.
     pub grants: Vec<Grant>,
+    /// Its own origin credentials, when the origin's IAM is to decide for it too.
+    pub origin: Option<OriginIdentity>,
 }
+
+/// The origin credentials of a client identity: its forwarded requests are signed with them,
+/// and its reads of cached objects are served only after the origin allowed it the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginIdentity {
+    /// The key pair the origin knows.
+    pub credentials: Credentials,
+    /// How long the origin's answer to "may this identity read this object" is kept.
+    pub recheck_after: std::time::Duration,
+}
+
+/// How long an origin's authorization of a read is kept by default.
+pub const DEFAULT_RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Every identity, and what unsigned requests may do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,6 +221,16 @@ struct FileIdentity {
     secret_env: Option<String>,
     #[serde(default)]
     allow: Vec<FileGrant>,
+    origin: Option<FileOrigin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileOrigin {
+    access_key: String,
+    secret_key: Option<String>,
+    secret_env: Option<String>,
+    recheck_after: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -253,22 +287,40 @@ impl Identities {
             if id.access_key.is_empty() {
                 return Err(invalid("empty access-key"));
             }
-            let secret = match (id.secret_key, id.secret_env) {
-                (Some(s), None) => s,
-                (None, Some(var)) => {
-                    env(&var).ok_or_else(|| invalid(&format!("environment variable {var} is not set")))?
+            let secret = secret_of(id.secret_key, id.secret_env, &env).map_err(|e| invalid(&e))?;
+            let origin = match id.origin {
+                None => None,
+                Some(o) => {
+                    if o.access_key.is_empty() {
+                        return Err(invalid("empty origin access-key"));
+                    }
+                    let secret =
+                        secret_of(o.secret_key, o.secret_env, &env).map_err(|e| invalid(&format!("origin: {e}")))?;
+                    let recheck_after = match o.recheck_after.as_deref() {
+                        None => DEFAULT_RECHECK_AFTER,
+                        Some(text) => humantime::parse_duration(text)
+                            .ok()
+                            .filter(|d| !d.is_zero())
+                            .ok_or_else(|| {
+                                invalid(&format!("origin recheck-after {text:?} is not a positive duration"))
+                            })?,
+                    };
+                    Some(OriginIdentity {
+                        credentials: Credentials {
+                            access_key: o.access_key,
+                            secret_key: secret,
+                        },
+                        recheck_after,
+                    })
                 }
-                _ => return Err(invalid("give exactly one of secret-key and secret-env")),
             };
-            if secret.is_empty() {
-                return Err(invalid("empty secret"));
-            }
             let identity = Identity {
                 credentials: Credentials {
                     access_key: id.access_key.clone(),
                     secret_key: secret,
                 },
                 grants: grants(&name, id.allow)?,
+                origin,
             };
             if out.identities.insert(id.access_key, identity).is_some() {
                 return Err(invalid("access-key listed twice"));
@@ -288,8 +340,26 @@ impl Identities {
             .or_insert_with(|| Identity {
                 credentials,
                 grants: vec![Grant::everything()],
+                origin: None,
             });
     }
+}
+
+/// A secret given inline or by environment variable (exactly one of them).
+fn secret_of(
+    inline: Option<String>,
+    var: Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let secret = match (inline, var) {
+        (Some(s), None) => s,
+        (None, Some(var)) => env(&var).ok_or_else(|| format!("environment variable {var} is not set"))?,
+        _ => return Err("give exactly one of secret-key and secret-env".to_owned()),
+    };
+    if secret.is_empty() {
+        return Err("empty secret".to_owned());
+    }
+    Ok(secret)
 }
 
 /// The parser's error on one line, with the line number.
@@ -351,6 +421,32 @@ allow = [{ actions = ["read"], on = ["public"] }]
         assert!(err(bad_bucket).contains("invalid resource"));
         let twice = "[[identity]]\naccess-key = \"a\"\nsecret-key = \"s\"\n[[identity]]\naccess-key = \"a\"\nsecret-key = \"t\"\n";
         assert!(err(twice).contains("twice"));
+    }
+
+    #[test]
+    fn origin_identities_parse_and_bad_ones_are_named() {
+        let text = "[[identity]]\naccess-key = \"a\"\nsecret-key = \"s\"\n[identity.origin]\naccess-key = \"oa\"\nsecret-env = \"UP_SECRET\"\nrecheck-after = \"5m\"\n";
+        let ids = Identities::parse(text, env).unwrap();
+        let origin = ids.identities["a"].origin.clone().unwrap();
+        assert_eq!(origin.credentials.access_key, "oa");
+        assert_eq!(origin.credentials.secret_key, "up-secret");
+        assert_eq!(origin.recheck_after, std::time::Duration::from_secs(300));
+        let err = |text: &str| Identities::parse(text, env).unwrap_err().to_string();
+        let base = "[[identity]]\naccess-key = \"a\"\nsecret-key = \"s\"\n[identity.origin]\n";
+        assert!(err(&format!("{base}access-key = \"oa\"\n")).contains("origin: give exactly one"));
+        assert!(err(&format!("{base}access-key = \"\"\nsecret-key = \"x\"\n")).contains("empty origin"));
+        assert!(
+            err(&format!(
+                "{base}access-key = \"oa\"\nsecret-key = \"x\"\nrecheck-after = \"0s\"\n"
+            ))
+            .contains("recheck-after")
+        );
+        assert!(
+            err(&format!(
+                "{base}access-key = \"oa\"\nsecret-key = \"x\"\nregion = \"x\"\n"
+            ))
+            .contains("line")
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod key;
 pub mod metrics;
 pub mod operation;
 pub mod origin;
+pub mod origin_grants;
 pub mod pass_through;
 pub mod range;
 pub mod read_request;

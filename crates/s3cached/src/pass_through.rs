@@ -198,21 +198,34 @@ impl S3Route for PassThrough {
             .ok_or_else(|| S3Error::with_message(S3ErrorCode::InternalError, "forwarded request lost its route"))?;
         let op = operation.map_err(|e| s3_error!(InvalidArgument, "{e}"))?;
         let writes = writes_of(&op, &path, &listed);
-        let (bucket, key) = match path {
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
+        let caller = access_key.as_deref().map_or(Caller::Anonymous, Caller::AccessKey);
+        let origin_identity = self.authorizer.origin_identity(caller);
+        let version = operation::query_pairs(req.uri.query())
+            .into_iter()
+            .find(|(n, _)| n == "versionId")
+            .map(|(_, v)| v);
+        let (bucket, key) = match &path {
             Named::Service => (None, None),
-            Named::Bucket(bucket) => (Some(bucket), None),
-            Named::Object(bucket, key) => (Some(bucket), Some(key)),
+            Named::Bucket(bucket) => (Some(bucket.clone()), None),
+            Named::Object(bucket, key) => (Some(bucket.clone()), Some(key.clone())),
         };
-        let out = Outgoing::from_client(
-            req.method,
+        let mut out = Outgoing::from_client(
+            req.method.clone(),
             &req.uri,
-            req.headers,
-            req.input,
-            req.trailing_headers,
+            std::mem::take(&mut req.headers),
+            std::mem::take(&mut req.input),
+            req.trailing_headers.take(),
             bucket,
             key,
         )?;
+        out.credentials = origin_identity.map(|o| o.credentials);
         let result = self.engine.forward(op.name, writes, out).await;
+        if let (Ok(resp), Named::Object(bucket, key)) = (&result, &path)
+            && resp.status() == http::StatusCode::FORBIDDEN
+        {
+            self.authorizer.origin_refused(caller, bucket, key, version.as_deref());
+        }
         self.engine
             .metrics()
             .request(op.name, &forward::result_label(&result), started.elapsed());

@@ -30,6 +30,7 @@ use crate::host::{InvalidDomain, VirtualHosts};
 use crate::hot_path::{HotPath, HotPathService};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
+use crate::origin_grants::OriginGrants;
 use crate::pass_through::PassThrough;
 use crate::tier::bus::Bus;
 use crate::tier::memory::MemoryTier;
@@ -96,7 +97,10 @@ impl Server {
         // Before anything connects anywhere: a bad certificate is a configuration error.
         let tls = config.tls.as_ref().map(Tls::load).transpose()?;
         let engine = build_engine(&config).await?;
-        let authorizer = Arc::new(Authorizer::new(rules, Some(Arc::clone(engine.metrics()))));
+        let authorizer = Arc::new(
+            Authorizer::new(rules, Some(Arc::clone(engine.metrics())))
+                .with_origin_grants(OriginGrants::new(engine.origin().clone())),
+        );
         let full = build_service(
             &authorizer,
             &config.domains,

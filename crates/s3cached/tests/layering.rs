@@ -34,7 +34,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("tiers and origin", &["tier", "origin"]),
     ("engine", &["engine"]),
-    ("doors", &["front", "pass_through", "hot_path", "sigv4", "host", "auth"]),
+    (
+        "doors",
+        &[
+            "front",
+            "pass_through",
+            "hot_path",
+            "sigv4",
+            "host",
+            "auth",
+            "origin_grants",
+        ],
+    ),
     ("process", &["server", "admin", "events", "warm", "tls"]),
 ];
 

@@ -89,6 +89,12 @@ impl SeaweedFs {
     /// Starts a new instance and waits until its S3 endpoint lists buckets and stores an object.
     /// Blocks (about a second); callable from sync and async tests.
     pub fn start() -> SeaweedFs {
+        Self::start_with_identities(&[])
+    }
+
+    /// Like [`SeaweedFs::start`], with more S3 identities besides the usual admin one: each
+    /// `(access key, secret key, actions)` in SeaweedFS's notation (`Read:bucket`, `List`, …).
+    pub fn start_with_identities(extra: &[(&str, &str, &[&str])]) -> SeaweedFs {
         let weed = venv_bin("weed");
         // Under the system temp dir (not target/): unix socket paths must stay short.
         let dir = make_temp_dir(&std::env::temp_dir(), "s3cached-weed");
@@ -131,6 +137,29 @@ impl SeaweedFs {
             format!("-filer.localSocket={}", dir.join("filer.sock").display()),
             format!("-s3.localSocket={}", dir.join("s3.sock").display()),
         ];
+        let mut args = args;
+        if !extra.is_empty() {
+            let identity = |name: &str, key: &str, secret: &str, actions: &[&str]| {
+                serde_json::json!({
+                    "name": name,
+                    "credentials": [{ "accessKey": key, "secretKey": secret }],
+                    "actions": actions,
+                })
+            };
+            let mut identities = vec![identity(
+                "admin",
+                SEAWEED_ACCESS_KEY,
+                SEAWEED_SECRET_KEY,
+                &["Admin", "Read", "Write", "List", "Tagging"],
+            )];
+            for (key, secret, actions) in extra {
+                identities.push(identity(key, key, secret, actions));
+            }
+            let config = dir.join("s3.json");
+            fs::write(&config, serde_json::json!({ "identities": identities }).to_string())
+                .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
+            args.push(format!("-s3.config={}", config.display()));
+        }
 
         // weed opens `/tmp/seaweedfs-<service>-grpc-<port>.sock` beside each gRPC port and does
         // not always remove them; the wrapper does.

@@ -49,6 +49,8 @@ pub struct Outgoing {
     pub body: Body,
     /// How the body is signed for the origin.
     pub payload: Payload,
+    /// The key pair to sign with instead of the origin's own (a client identity's).
+    pub credentials: Option<crate::config::Credentials>,
 }
 
 /// How a forwarded body is declared to the origin.
@@ -171,12 +173,14 @@ impl Outgoing {
                             .collect()
                     })
                     .unwrap_or_default();
-                // s3s replaced Content-Length with the decoded length.
+                // s3s required it, and checks the decoded body against it.
                 let decoded_len = headers
-                    .get(header::CONTENT_LENGTH)
+                    .get("x-amz-decoded-content-length")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| bad_request("aws-chunked upload without a decoded length"))?;
+                    .ok_or_else(|| bad_request("aws-chunked upload without x-amz-decoded-content-length"))?;
+                // The client may have sent the encoded body without a Content-Length.
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(decoded_len));
                 match (names.is_empty(), trailing) {
                     (false, Some(trailing)) => {
                         if let Some(unknown) = names.iter().find(|n| aws_chunked::trailer_value_len(n).is_none()) {
@@ -214,7 +218,27 @@ impl Outgoing {
             headers,
             body,
             payload,
+            credentials: None,
         })
+    }
+
+    /// A HEAD of `bucket`/`key` (of `version`), with no client behind it.
+    #[must_use]
+    pub fn head(bucket: &str, key: &str, version: Option<&str>) -> Self {
+        let query = version.map(|v| {
+            let encoded: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            format!("versionId={encoded}")
+        });
+        Self {
+            method: Method::HEAD,
+            bucket: Some(bucket.to_owned()),
+            key: Some(key.to_owned()),
+            query,
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+            payload: Payload::Unsigned,
+            credentials: None,
+        }
     }
 }
 
@@ -333,7 +357,7 @@ pub struct Forwarder {
 }
 
 /// The local development origin's key: it never leaves the process.
-const LOCAL_KEY: (&str, &str) = ("s3cached-local", "s3cached-local-secret");
+pub(crate) const LOCAL_KEY: (&str, &str) = ("s3cached-local", "s3cached-local-secret");
 
 impl Forwarder {
     /// A forwarder to a remote endpoint.
@@ -446,6 +470,7 @@ impl Forwarder {
             mut headers,
             body,
             payload,
+            credentials,
             ..
         } = out;
         headers.insert(
@@ -492,19 +517,25 @@ impl Forwarder {
             .body(body)
             .map_err(|e| bad_request(format!("cannot build the origin request: {e}")))?;
         *request.headers_mut() = headers;
-        self.sign(&mut request, signable).await?;
+        self.sign(&mut request, signable, credentials).await?;
         Ok(request)
     }
 
-    async fn sign(&self, request: &mut Request<Body>, body: SignableBody<'_>) -> Result<(), S3Error> {
-        let Some(provider) = &self.credentials else {
+    async fn sign(
+        &self,
+        request: &mut Request<Body>,
+        body: SignableBody<'_>,
+        identity: Option<crate::config::Credentials>,
+    ) -> Result<(), S3Error> {
+        let credentials = match (identity, &self.credentials) {
+            (Some(c), _) => AwsCredentials::new(c.access_key, c.secret_key, None, None, "s3cached-identity"),
+            (None, Some(provider)) => provider
+                .provide_credentials()
+                .await
+                .map_err(|e| unavailable(format!("origin credentials unavailable: {e}")))?,
             // No credentials configured or found: the origin decides on an unsigned request.
-            return Ok(());
+            (None, None) => return Ok(()),
         };
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| unavailable(format!("origin credentials unavailable: {e}")))?;
         let identity: Identity = credentials.into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
