@@ -453,7 +453,8 @@ allow = [{ actions = ["read"], on = ["public"] }]
     fn the_example_file_loads() {
         let text = include_str!("../../../examples/identities.toml");
         let ids = Identities::parse(text, |var| (var == "ANALYTICS_SECRET").then(|| "s".to_owned())).unwrap();
-        assert_eq!(ids.identities.len(), 3);
+        assert_eq!(ids.identities.len(), 4);
+        assert!(ids.identities["team-b"].origin.is_some());
         assert_eq!(ids.anonymous.len(), 1);
     }
 
