@@ -70,7 +70,8 @@ pub enum Payload {
     },
 }
 
-/// Query parameters of a presigned URL: the client's signature, not part of the request.
+/// Query parameters of a presigned URL (SigV4, and SigV2's last three): the client's
+/// signature, not part of the request.
 const PRESIGN_PARAMS: &[&str] = &[
     "X-Amz-Algorithm",
     "X-Amz-Credential",
@@ -79,6 +80,9 @@ const PRESIGN_PARAMS: &[&str] = &[
     "X-Amz-SignedHeaders",
     "X-Amz-Signature",
     "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
 ];
 
 /// Headers that belong to one connection, or to the client's signature.
@@ -584,4 +588,93 @@ pub fn result_label(result: &Result<Response<Body>, S3Error>) -> std::borrow::Co
 
 fn unavailable(msg: String) -> S3Error {
     S3Error::with_message(S3ErrorCode::ServiceUnavailable, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_parameters_are_dropped_and_the_rest_kept_as_sent() {
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&list-type=2&prefix=a%2Fb+c&X-Amz-Signature=ab&x-id=ListObjectsV2";
+        assert_eq!(
+            strip_presign_params(q).as_deref(),
+            Some("list-type=2&prefix=a%2Fb+c&x-id=ListObjectsV2")
+        );
+        assert_eq!(strip_presign_params("AWSAccessKeyId=a&Signature=s&Expires=1"), None);
+        assert_eq!(strip_presign_params("uploads&&"), Some("uploads".to_owned()));
+    }
+
+    #[test]
+    fn keys_are_encoded_canonically() {
+        assert_eq!(encode_path(" "), "%20");
+        assert_eq!(encode_path("a b/c+d%e?f#g"), "a%20b/c%2Bd%25e%3Ff%23g");
+        assert_eq!(encode_path("/lead//x"), "/lead//x");
+        assert_eq!(encode_path("é"), "%C3%A9");
+        assert_eq!(encode_path("A-Z_a.z~0"), "A-Z_a.z~0");
+    }
+
+    #[test]
+    fn urls_address_buckets_by_path_or_host() {
+        let path = Endpoint::new(Some("http://127.0.0.1:8333"), "us-east-1", true).expect("endpoint");
+        assert_eq!(
+            path.url(Some("bkt"), Some("a b"), Some("tagging")),
+            "http://127.0.0.1:8333/bkt/a%20b?tagging"
+        );
+        assert_eq!(path.url(Some("bkt"), None, None), "http://127.0.0.1:8333/bkt");
+        let aws = Endpoint::new(None, "eu-west-1", false).expect("endpoint");
+        assert_eq!(
+            aws.url(Some("bkt"), Some("k"), None),
+            "https://bkt.s3.eu-west-1.amazonaws.com/k"
+        );
+        assert_eq!(
+            aws.url(Some("bkt"), Some("/k"), None),
+            "https://bkt.s3.eu-west-1.amazonaws.com//k"
+        );
+        // Dots would not match the wildcard certificate.
+        assert_eq!(
+            aws.url(Some("a.b"), Some("k"), None),
+            "https://s3.eu-west-1.amazonaws.com/a.b/k"
+        );
+        assert!(Endpoint::new(Some("ftp://x"), "r", true).is_err());
+        assert!(Endpoint::new(Some("not a url"), "r", true).is_err());
+    }
+
+    #[test]
+    fn streaming_uploads_lose_their_chunk_framing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+        );
+        h.insert("content-encoding", HeaderValue::from_static("aws-chunked,gzip"));
+        h.insert("x-amz-decoded-content-length", HeaderValue::from_static("5"));
+        h.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256 ..."));
+        h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
+        let uri: Uri = "/bkt/k?X-Amz-Date=1".parse().expect("uri");
+        let out = Outgoing::from_client(Method::PUT, &uri, h, Body::empty(), None, None, None).expect("outgoing");
+        assert!(matches!(out.payload, Payload::Unsigned));
+        assert_eq!(
+            out.headers.get("content-encoding").map(HeaderValue::as_bytes),
+            Some(&b"gzip"[..])
+        );
+        assert_eq!(
+            out.headers.get("content-length").map(HeaderValue::as_bytes),
+            Some(&b"5"[..])
+        );
+        assert!(
+            out.headers.get("authorization").is_none() && out.headers.get("x-amz-decoded-content-length").is_none()
+        );
+        assert_eq!(
+            out.headers.get("x-amz-meta-a").map(HeaderValue::as_bytes),
+            Some(&b"b"[..])
+        );
+        assert_eq!(out.query, None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_static("STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        );
+        assert!(Outgoing::from_client(Method::PUT, &uri, h, Body::empty(), None, None, None).is_err());
+    }
 }
