@@ -26,6 +26,7 @@ pub struct OriginFailure {
     code: S3ErrorCode,
     message: Option<String>,
     status: Option<StatusCode>,
+    request_id: Option<String>,
 }
 
 impl OriginFailure {
@@ -36,6 +37,7 @@ impl OriginFailure {
             code: e.code().clone(),
             message: e.message().map(str::to_owned),
             status: e.status_code(),
+            request_id: e.request_id().map(str::to_owned),
         }
     }
 
@@ -46,6 +48,7 @@ impl OriginFailure {
             code: S3ErrorCode::InternalError,
             message: Some(message),
             status: None,
+            request_id: None,
         }
     }
 
@@ -59,6 +62,36 @@ impl OriginFailure {
         if let Some(s) = self.status {
             e.set_status_code(s);
         }
-        e
+        if let Some(id) = &self.request_id {
+            e.set_request_id(id.clone());
+        }
+        crate::origin::with_request_id_header(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_failure_keeps_the_origins_request_id_in_body_and_header() {
+        let mut origin = S3Error::with_message(S3ErrorCode::NoSuchKey, "gone");
+        origin.set_status_code(StatusCode::NOT_FOUND);
+        origin.set_request_id("REQ123");
+        let answered = OriginFailure::of(&origin).to_error();
+        assert_eq!(answered.code(), &S3ErrorCode::NoSuchKey);
+        assert_eq!(answered.status_code(), Some(StatusCode::NOT_FOUND));
+        assert_eq!(answered.request_id(), Some("REQ123"));
+        let headers = answered.headers().cloned().unwrap_or_default();
+        assert_eq!(
+            headers.get("x-amz-request-id").map(|v| v.as_bytes()),
+            Some(&b"REQ123"[..])
+        );
+        assert_eq!(
+            headers.get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/xml"[..])
+        );
+        // s3cached's own failures have no origin request id to show.
+        assert!(OriginFailure::internal("x".to_owned()).to_error().headers().is_none());
     }
 }

@@ -140,7 +140,7 @@ impl Origin {
     /// The origin's own error, unchanged.
     pub async fn call<T>(&self, operation: &'static str, call: impl Future<Output = S3Result<T>>) -> S3Result<T> {
         let started = Instant::now();
-        let result = call.await;
+        let result = call.await.map_err(with_request_id_header);
         let label = match &result {
             Ok(_) => "ok",
             // A 304 reaches s3s without an error code of its own.
@@ -194,6 +194,24 @@ impl Origin {
             }
         }
     }
+}
+
+/// The origin's error with its request id in the `x-amz-request-id` header too, as the
+/// origin sent it (s3s writes the id into the XML body only).
+#[must_use]
+pub fn with_request_id_header(mut e: S3Error) -> S3Error {
+    if e.headers().is_none()
+        && let Some(id) = e.request_id().and_then(|id| http::HeaderValue::from_str(id).ok())
+    {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/xml"),
+        );
+        headers.insert("x-amz-request-id", id);
+        e.set_headers(headers);
+    }
+    e
 }
 
 /// A request to the origin that carries only `input` (the origin signs with its own identity).
