@@ -248,13 +248,16 @@ impl Authorizer {
     /// path, which leaves every refusal to the full path (where it is answered and counted).
     #[must_use]
     pub fn allows(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> bool {
-        if self.decide(caller, action, target).is_err() {
+        let rules = self.rules();
+        if decide(&rules, caller, action, target).is_err() {
             return false;
         }
         // An identity with origin credentials is served a cached object only on a kept yes
         // from the origin; without one, the full path asks.
         match (caller, target) {
-            (Caller::AccessKey(access_key), Target::Object(bucket, key)) if self.origin_identity(caller).is_some() => {
+            (Caller::AccessKey(access_key), Target::Object(bucket, key))
+                if rules.identities.get(access_key).is_some_and(|i| i.origin.is_some()) =>
+            {
                 self.origin_grants
                     .as_ref()
                     .and_then(|g| g.known(access_key, bucket, key, None))
@@ -269,37 +272,12 @@ impl Authorizer {
     /// # Errors
     /// [`Denied`] with the reason (counted per identity).
     pub fn authorize(&self, caller: Caller<'_>, action: Action, target: Target<'_>) -> Result<(), Denied> {
-        self.decide(caller, action, target).map_err(|(identity, denied)| {
+        decide(&self.rules(), caller, action, target).map_err(|(identity, denied)| {
             if let Some(m) = &self.metrics {
                 m.authorization_denied(identity, action.as_str());
             }
             denied
         })
-    }
-
-    /// The decision, and on refusal the identity label to count it under.
-    fn decide<'c>(&self, caller: Caller<'c>, action: Action, target: Target<'_>) -> Result<(), (&'c str, Denied)> {
-        let rules = self.rules();
-        let grants = match caller {
-            Caller::AccessKey(key) => match rules.identities.get(key) {
-                Some(identity) => &identity.grants,
-                // Signatures are checked against the same rules: only a reload in between
-                // gets here, so the key is not a label (it could be anything).
-                None => return Err(("unknown", Denied("unknown access key"))),
-            },
-            Caller::Anonymous if rules.anonymous.is_empty() => {
-                return Err(("anonymous", Denied("signature required")));
-            }
-            Caller::Anonymous => &rules.anonymous,
-        };
-        if grants.iter().any(|g| grant_covers(g, action, target)) {
-            return Ok(());
-        }
-        let label = match caller {
-            Caller::AccessKey(key) => key,
-            Caller::Anonymous => "anonymous",
-        };
-        Err((label, Denied("not granted")))
     }
 
     /// Whether `caller` may see `bucket` in ListBuckets: it has some grant in it.
@@ -324,6 +302,35 @@ impl Authorizer {
     pub fn s3s_access(self: &Arc<Self>) -> impl S3Access + use<> {
         S3sAccess(Arc::clone(self))
     }
+}
+
+/// The decision, and on refusal the identity label to count it under.
+fn decide<'c>(
+    rules: &Identities,
+    caller: Caller<'c>,
+    action: Action,
+    target: Target<'_>,
+) -> Result<(), (&'c str, Denied)> {
+    let grants = match caller {
+        Caller::AccessKey(key) => match rules.identities.get(key) {
+            Some(identity) => &identity.grants,
+            // Signatures are checked against the same rules: only a reload in between
+            // gets here, so the key is not a label (it could be anything).
+            None => return Err(("unknown", Denied("unknown access key"))),
+        },
+        Caller::Anonymous if rules.anonymous.is_empty() => {
+            return Err(("anonymous", Denied("signature required")));
+        }
+        Caller::Anonymous => &rules.anonymous,
+    };
+    if grants.iter().any(|g| grant_covers(g, action, target)) {
+        return Ok(());
+    }
+    let label = match caller {
+        Caller::AccessKey(key) => key,
+        Caller::Anonymous => "anonymous",
+    };
+    Err((label, Denied("not granted")))
 }
 
 fn credentials_of(identities: &Identities) -> Vec<crate::config::Credentials> {
