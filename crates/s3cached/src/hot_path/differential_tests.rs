@@ -337,8 +337,9 @@ async fn both_doors_decide_alike() {
     }
 }
 
-/// Identities with narrower rules: a prefix-scoped reader, a writer that may not read, and
-/// anonymous reads of one prefix. The doors must refuse the same reads.
+/// Identities with narrower rules: a prefix-scoped reader, a writer that may not read, an
+/// identity the origin decides for, and anonymous reads of one prefix. The doors must refuse
+/// the same reads.
 #[tokio::test]
 async fn both_doors_apply_the_same_grants() {
     use Expect::{Both, Neither};
@@ -354,6 +355,14 @@ access-key = "AKIDWRITER"
 secret-key = "{SECRET_KEY}"
 allow = [{{ actions = ["write", "list"], on = ["bucket"] }}]
 
+[[identity]]
+access-key = "AKIDMAPPED"
+secret-key = "{SECRET_KEY}"
+allow = [{{ actions = ["read"], on = ["*"] }}]
+[identity.origin]
+access-key = "origin-key"
+secret-key = "origin-secret"
+
 [anonymous]
 allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
 "#
@@ -364,6 +373,8 @@ allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
     let q = SignatureLocation::QueryParams;
     let h = SignatureLocation::Headers;
     let writer = |path: &str| signed_by("AKIDWRITER", "GET", path, q, SECRET_KEY, now(), false);
+    // No origin is asked here: without the origin's yes, neither door serves it.
+    let mapped = |path: &str| signed_by("AKIDMAPPED", "GET", path, q, SECRET_KEY, now(), false);
     let cases = vec![
         (
             "scoped reader, presigned, in prefix",
@@ -401,6 +412,11 @@ allow = [{{ actions = ["read"], on = ["bucket/pub/"] }}]
             Neither,
         ),
         ("writer without read", writer("/bucket/pub/a"), Neither),
+        (
+            "origin-mapped identity, origin not asked",
+            mapped("/bucket/pub/a"),
+            Neither,
+        ),
         (
             "anonymous in prefix",
             anonymous("GET", "/bucket/pub/a", Some("localhost")),
