@@ -78,11 +78,7 @@ async fn sdk_put(
     body: Vec<u8>,
     checksum: Option<ChecksumAlgorithm>,
 ) -> (u16, Option<String>) {
-    let mut req = client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body));
+    let mut req = client.put_object().bucket(bucket).key(key).body(ByteStream::from(body));
     if let Some(algorithm) = checksum {
         req = req.checksum_algorithm(algorithm);
     }
