@@ -130,15 +130,20 @@ class Resp:
 
 
 def request(endpoint, method, path, query=(), headers=None, body=b"", creds=None, payload_hash=None,
-            keep_body=True, timeout=300, content_length=None):
-    """One request; `body` is bytes or an iterable of bytes (then `content_length` is given)."""
+            keep_body=True, timeout=300, content_length=None, chunked=False):
+    """One request; `body` is bytes or an iterable of bytes (then `content_length` is given,
+    or `chunked` sends it with Transfer-Encoding: chunked and no Content-Length)."""
     host = endpoint.split("//", 1)[1]
     headers = dict(headers or {})
     if creds is not None:
         if payload_hash is None:
             payload_hash = hashlib.sha256(body).hexdigest() if isinstance(body, bytes) else "UNSIGNED-PAYLOAD"
         headers, *_ = sign(method, host, path, query, headers, payload_hash, creds)
-    if content_length is not None:
+    if chunked:
+        headers["transfer-encoding"] = "chunked"
+        parts = [body] if isinstance(body, bytes) else body
+        body = [f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in parts if c] + [b"0\r\n\r\n"]
+    elif content_length is not None:
         headers["content-length"] = str(content_length)
     elif isinstance(body, bytes) and (body or method in ("PUT", "POST")):
         headers["content-length"] = str(len(body))
@@ -151,12 +156,15 @@ def request(endpoint, method, path, query=(), headers=None, body=b"", creds=None
         for k, v in headers.items():
             conn.putheader(k, v)
         conn.endheaders()
-        if isinstance(body, bytes):
-            if body:
-                conn.send(body)
-        else:
-            for chunk in body:
-                conn.send(chunk)
+        try:
+            if isinstance(body, bytes):
+                if body:
+                    conn.send(body)
+            else:
+                for chunk in body:
+                    conn.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early and closed; its answer is still to be read
         r = conn.getresponse()
         hdrs = {}
         for k, v in r.getheaders():
@@ -470,6 +478,15 @@ def matrix():
                  else "PutObject", key, lambda s, key=key, n=n, signing=signing: put_signed(s, key, data(n), signing=signing),
                  replace=n < 64 * MiB)
 
+    # Transfer-Encoding: chunked, no Content-Length (curl -T - and streaming HTTP clients).
+    for signing, n in (("signed", 1000), ("unsigned", 8 * MiB + 1)):
+        key = f"raw/te-chunked/{signing}/{n}"
+        cell("raw", label[signing] + ", Transfer-Encoding: chunked", size_name(n),
+             "PutObject without Content-Length (replaces a cached object)", key,
+             lambda s, key=key, n=n, signing=signing: s.raw(
+                 "PUT", key, body=data(n), chunked=True,
+                 payload_hash=None if signing == "signed" else "UNSIGNED-PAYLOAD"), replace=True)
+
     # --- boto3 ---------------------------------------------------------------------------
     boto_plan = [
         ("boto3 default", {}, {}, [0, 1, 8 * MiB, 8 * MiB + 1, 64 * MiB]),
@@ -504,11 +521,11 @@ def matrix():
             f.write(data(n))
         key = f"cli/cp/{n}"
         cell("aws cli s3 cp", "cli default" + (" (multipart, 8 MiB parts)" if n > 8 * MiB else ""), size_name(n),
-             "PutObject" if n <= 8 * MiB else "multipart upload", key,
+             ("PutObject" if n <= 8 * MiB else "multipart upload") + " (replaces a cached object)", key,
              lambda s, key=key, path=path: aws_cli(s, ["s3", "cp", path, f"s3://{s.bucket}/{key}"]), replace=True)
     path0 = os.path.join(tmp, "0.bin")
     open(path0, "wb").close()
-    cell("aws cli s3api put-object", "cli default", "0", "PutObject", "cli/api/0",
+    cell("aws cli s3api put-object", "cli default", "0", "PutObject (replaces a cached object)", "cli/api/0",
          lambda s: aws_cli(s, ["s3api", "put-object", "--bucket", s.bucket, "--key", "cli/api/0", "--body", path0]),
          replace=True)
     path_big = os.path.join(tmp, f"{8 * MiB + 1}.bin")
