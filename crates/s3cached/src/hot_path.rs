@@ -273,6 +273,55 @@ fn refusal<B>(req: &Request<B>) -> Option<HttpResponse> {
     None
 }
 
+/// The largest upload body accepted without a length (see [`unframed_upload`]).
+pub const MAX_UNFRAMED_BODY: usize = 32 * 1024 * 1024;
+
+/// A PUT or POST whose body comes with `Transfer-Encoding: chunked` and neither a
+/// `Content-Length` nor aws-chunked framing (which declares its decoded length). The origin may
+/// take it; the signature check needs the length first.
+fn unframed_upload<B>(req: &Request<B>) -> bool {
+    let h = req.headers();
+    (req.method() == Method::PUT || req.method() == Method::POST)
+        && !h.contains_key(header::CONTENT_LENGTH)
+        && h.get(header::TRANSFER_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        && !h
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"))
+}
+
+/// Reads an unframed upload (up to [`MAX_UNFRAMED_BODY`]) so it has a length; a larger one is
+/// refused as S3 refuses every unframed upload (411 MissingContentLength).
+async fn with_known_length(req: Request<Incoming>) -> Result<Request<s3s::Body>, HttpResponse> {
+    use http_body_util::BodyExt as _;
+    let (mut parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_UNFRAMED_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(s3_error(
+                http::StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header (bodies without one are taken up to 32 MiB).",
+                "",
+            ));
+        }
+        Err(_) => {
+            return Err(s3_error(
+                http::StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+                "",
+            ));
+        }
+    };
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+    Ok(Request::from_parts(parts, s3s::Body::from(bytes)))
+}
+
 /// The S3 service with the hot path in front: what the S3 listener serves. Requests no S3
 /// operation may take (an unknown method, an oversized header section) are answered here with
 /// S3's error, before either door.
@@ -303,6 +352,15 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         if let Some(resp) = refusal(&req) {
             return Either::Left(ready(Ok(resp)));
+        }
+        if unframed_upload(&req) {
+            let full = self.full.clone();
+            return Either::Right(Box::pin(async move {
+                match with_known_length(req).await {
+                    Ok(req) => full.call(req).await,
+                    Err(resp) => Ok(resp),
+                }
+            }));
         }
         match self.hot.as_ref().and_then(|hot| hot.answer(&req)) {
             Some(resp) => Either::Left(ready(Ok(resp))),

@@ -9,6 +9,7 @@ use s3s::dto::CopySource;
 use s3s::path::S3Path;
 
 use crate::identities::Action;
+use crate::read_request::{HeaderRole, QueryRole, header_role, query_role};
 
 /// A request the cache forwards to the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +268,16 @@ pub fn classify(
         S3Path::Object { key, .. } if key.trim().is_empty() && *method == Method::HEAD => {
             Some(op("HeadObject", Action::Read))
         }
+        // Reads the cache cannot answer exactly (SSE-C keys, part numbers, bucket-owner checks,
+        // requester pays) go to the origin as sent.
+        S3Path::Object { .. }
+            if *method == Method::GET && object_get(query).is_none() && bypasses_cache(query, headers) =>
+        {
+            Some(op("GetObject", Action::Read))
+        }
+        S3Path::Object { .. } if *method == Method::HEAD && bypasses_cache(query, headers) => {
+            Some(op("HeadObject", Action::Read))
+        }
         S3Path::Object { .. } => match *method {
             Method::GET => object_get(query),
             Method::PUT => Some(object_put(query, headers, version())?),
@@ -287,6 +298,12 @@ pub fn classify(
             _ => None,
         },
     })
+}
+
+/// A GET or HEAD only the origin can answer ([`HeaderRole::Bypass`], [`QueryRole::Bypass`]).
+fn bypasses_cache(query: &[(String, String)], headers: &HeaderMap) -> bool {
+    headers.keys().any(|n| header_role(n.as_str()) == HeaderRole::Bypass)
+        || query.iter().any(|(n, _)| query_role(n) == QueryRole::Bypass)
 }
 
 fn bucket_get(query: &[(String, String)]) -> Operation {
@@ -399,10 +416,31 @@ mod tests {
     #[test]
     fn cached_reads_and_listbuckets_are_left_to_s3s() {
         assert_eq!(name("GET", "/bkt/k", ""), None);
-        assert_eq!(name("GET", "/bkt/k", "versionId=1&partNumber=2"), None);
+        assert_eq!(name("GET", "/bkt/k", "versionId=1&response-content-type=a"), None);
         assert_eq!(name("HEAD", "/bkt/k", ""), None);
         assert_eq!(name("GET", "/", ""), None);
         assert_eq!(name("POST", "/bkt", ""), None);
+    }
+
+    #[test]
+    fn reads_only_the_origin_can_answer_are_forwarded() {
+        assert_eq!(name("GET", "/bkt/k", "partNumber=2"), Some("GetObject"));
+        assert_eq!(name("HEAD", "/bkt/k", "partNumber=1"), Some("HeadObject"));
+        let ssec = [("x-amz-server-side-encryption-customer-algorithm", "AES256")];
+        assert_eq!(
+            classify_str("GET", "/bkt/k", "", &ssec).map(|o| o.name),
+            Some("GetObject")
+        );
+        assert_eq!(
+            classify_str("HEAD", "/bkt/k", "", &ssec).map(|o| (o.name, o.action)),
+            Some(("HeadObject", Action::Read))
+        );
+        let owner = [("x-amz-expected-bucket-owner", "123")];
+        assert_eq!(
+            classify_str("GET", "/bkt/k", "", &owner).map(|o| o.name),
+            Some("GetObject")
+        );
+        assert_eq!(classify_str("GET", "/bkt/k", "", &[("range", "bytes=0-1")]), None);
     }
 
     #[test]

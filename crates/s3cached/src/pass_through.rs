@@ -17,9 +17,9 @@ use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::auth::{self, Authorizer, Caller, Target};
-use crate::engine::Engine;
 use crate::engine::forward::Writes;
 use crate::engine::store::Target as Changed;
+use crate::engine::{CACHE_STATUS_HEADER, Engine};
 use crate::host::VirtualHosts;
 use crate::operation::{self, Changes, ClassifyError, Operation};
 use crate::origin::forward::{self, Outgoing};
@@ -229,7 +229,23 @@ impl S3Route for PassThrough {
         self.engine
             .metrics()
             .request(op.name, &forward::result_label(&result), started.elapsed());
-        let (parts, body) = result?.into_parts();
+        let (mut parts, body) = result?.into_parts();
+        if matches!(op.name, "GetObject" | "HeadObject") {
+            // A read the cache could not answer: counted and marked like the engine's bypasses.
+            self.engine.metrics().bypass(op.name);
+            if op.name == "GetObject" {
+                let len = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                self.engine.metrics().served("origin", len);
+            }
+            parts
+                .headers
+                .insert(CACHE_STATUS_HEADER, http::HeaderValue::from_static("bypass"));
+        }
         let mut resp = S3Response::new(body);
         resp.status = Some(parts.status);
         resp.headers = parts.headers;

@@ -140,7 +140,7 @@ impl Origin {
     /// The origin's own error, unchanged.
     pub async fn call<T>(&self, operation: &'static str, call: impl Future<Output = S3Result<T>>) -> S3Result<T> {
         let started = Instant::now();
-        let result = call.await.map_err(with_request_id_header);
+        let result = call.await.map_err(answerable);
         let label = match &result {
             Ok(_) => "ok",
             // A 304 reaches s3s without an error code of its own.
@@ -194,6 +194,36 @@ impl Origin {
             }
         }
     }
+}
+
+/// The typed client's error as the client should get it: an origin that could not be reached
+/// is 503 ServiceUnavailable (as when forwarding), an answer the client could not read is
+/// never sent with a success status, and the origin's request id is in the `x-amz-request-id`
+/// header too, as the origin sent it (s3s writes it into the XML body only).
+#[must_use]
+pub fn answerable(mut e: S3Error) -> S3Error {
+    if *e.code() == S3ErrorCode::InternalError && unreachable_origin(&e) {
+        let mut unavailable = S3Error::with_message(S3ErrorCode::ServiceUnavailable, "cannot reach the origin");
+        if let Some(source) = e.source() {
+            unavailable.set_message(format!("cannot reach the origin: {source}"));
+        }
+        return unavailable;
+    }
+    if e.status_code().is_some_and(|s| s.is_success()) {
+        // The origin answered, but not in a form the client could read (for example a header
+        // the S3 model cannot parse).
+        e.set_status_code(http::StatusCode::BAD_GATEWAY);
+    }
+    with_request_id_header(e)
+}
+
+/// Whether the typed client's error means no answer came (connection refused or reset, a
+/// timeout), as opposed to an answer it could not use.
+fn unreachable_origin(e: &S3Error) -> bool {
+    e.source().is_some_and(|s| {
+        let shown = format!("{s:?}");
+        shown.starts_with("DispatchFailure") || shown.starts_with("TimeoutError")
+    })
 }
 
 /// The origin's error with its request id in the `x-amz-request-id` header too, as the
@@ -273,4 +303,49 @@ fn s3_client(shared: &aws_config::SdkConfig, endpoint: Option<&str>, force_path_
         builder = builder.endpoint_url(url);
     }
     aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stands for the typed client's failure to get any answer (its `Debug` names the kind).
+    #[derive(Debug)]
+    enum Failure {
+        DispatchFailure,
+        ResponseError,
+    }
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
+    impl std::error::Error for Failure {}
+
+    #[test]
+    fn typed_client_errors_are_answered_as_the_client_should_get_them() {
+        let unreachable = answerable(S3Error::with_source(
+            S3ErrorCode::InternalError,
+            Box::new(Failure::DispatchFailure),
+        ));
+        assert_eq!(unreachable.code(), &S3ErrorCode::ServiceUnavailable);
+        let unreadable = S3Error::with_source(S3ErrorCode::InternalError, Box::new(Failure::ResponseError));
+        assert_eq!(answerable(unreadable).code(), &S3ErrorCode::InternalError);
+        let mut ok_status = S3Error::new(S3ErrorCode::InternalError);
+        ok_status.set_status_code(http::StatusCode::OK);
+        assert_eq!(answerable(ok_status).status_code(), Some(http::StatusCode::BAD_GATEWAY));
+        let mut denied = S3Error::new(S3ErrorCode::AccessDenied);
+        denied.set_request_id("RID");
+        let denied = answerable(denied);
+        assert_eq!(denied.status_code(), Some(http::StatusCode::FORBIDDEN));
+        assert_eq!(
+            denied
+                .headers()
+                .and_then(|h| h.get("x-amz-request-id"))
+                .map(|v| v.as_bytes()),
+            Some(&b"RID"[..])
+        );
+    }
 }
