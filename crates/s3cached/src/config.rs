@@ -360,7 +360,13 @@ pub struct RedisConfig {
     pub inline_limit: u64,
     /// Circuit breaker.
     pub breaker: BreakerConfig,
+    /// Multiplexed connections the tier spreads its calls over (per cluster node in cluster
+    /// mode); at least one.
+    pub connections: usize,
 }
+
+/// The default of [`RedisConfig::connections`], measured on a 2-core machine (BENCHMARKS.md).
+pub const DEFAULT_REDIS_CONNECTIONS: usize = 2;
 
 impl RedisTarget {
     /// The seed URLs, normalised to `redis://` URLs.
