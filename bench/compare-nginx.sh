@@ -21,7 +21,7 @@
 #   BASELINE_BIN=path/to/another/s3cached: also measures that build, same flags, as "baseline"
 #          (e.g. the previous commit's release build), so before/after ratios come from one run
 #   NGINX_WORKERS=auto
-#   REDIS=1: the Redis rows (0 leaves them out); REDIS_CONNECTIONS="2": the s3cached
+#   REDIS=1: the Redis rows (0 leaves them out); REDIS_CONNECTIONS="1": the s3cached
 #          --redis-connections of the `redis` target; several values ("1 2 4 8") measure one
 #          `redis-cN` target per value in the same run
 #   REDIS_NO_HOT=1: also a `redis-nohot` target (--tier redis --no-hot-path), the full path
@@ -43,7 +43,7 @@ RUNS="${RUNS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-auto}"
 PIN="${PIN:-0}"
 REDIS="${REDIS:-1}"
-REDIS_CONNECTIONS="${REDIS_CONNECTIONS:-2}"
+REDIS_CONNECTIONS="${REDIS_CONNECTIONS:-1}"
 VENV="${VENV:-$REPO/.venv}"
 SERVER_CPU=()
 CLIENT_CPU=()

@@ -365,8 +365,9 @@ pub struct RedisConfig {
     pub connections: usize,
 }
 
-/// The default of [`RedisConfig::connections`], measured on a 2-core machine (BENCHMARKS.md).
-pub const DEFAULT_REDIS_CONNECTIONS: usize = 2;
+/// The default of [`RedisConfig::connections`]: of 1, 2, 4 and 8, one connection gave the best
+/// hit rate on a 2-core machine (BENCHMARKS.md).
+pub const DEFAULT_REDIS_CONNECTIONS: usize = 1;
 
 impl RedisTarget {
     /// The seed URLs, normalised to `redis://` URLs.

@@ -13,9 +13,10 @@
 //!   when there is one): Redis never holds one giant value.
 //! - Fail-open: every call is bounded by a timeout; a circuit breaker stops calls to a dead
 //!   server; the connection re-establishes itself in the background.
-//! - Calls are spread round-robin over [`RedisConfig::connections`] multiplexed connections:
-//!   one connection's reader task decodes every reply in turn, so on a busy process a few
-//!   connections let replies be decoded on several cores at once.
+//! - Calls are spread round-robin over [`RedisConfig::connections`] multiplexed connections.
+//!   One connection's reader task decodes every reply in turn; more connections let replies
+//!   be decoded on several cores at once, which did not pay on 2 cores (one was fastest,
+//!   BENCHMARKS.md) but may on larger machines.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
