@@ -236,7 +236,8 @@ pub struct ServeArgs {
     shutdown_grace: humantime::Duration,
 
     /// Answer every request through the full S3 request handling, including plain GET/HEAD
-    /// memory hits the hot path would answer directly (for comparison and troubleshooting).
+    /// hits (memory or Redis) the hot path would answer directly (for comparison and
+    /// troubleshooting).
     #[arg(long, env = "S3CACHED_NO_HOT_PATH")]
     no_hot_path: bool,
 }

@@ -248,7 +248,7 @@ pub struct ServeConfig {
     pub policy: CachePolicy,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace: Duration,
-    /// Answer plain GET/HEAD memory hits before the full S3 request handling
+    /// Answer plain GET/HEAD hits (memory, and Redis) before the full S3 request handling
     /// ([`crate::hot_path`]); off, every request takes the full path.
     pub hot_path: bool,
 }

@@ -198,7 +198,7 @@ impl Metrics {
         let hot_path_answers = Family::<Op, Counter>::default();
         r.register(
             "hot_path_answers",
-            "GET/HEAD memory hits answered by the hot path, before full S3 request handling",
+            "GET/HEAD hits (memory or Redis) answered by the hot path, before full S3 request handling",
             hot_path_answers.clone(),
         );
         let cache_entries = Family::<Tier, Gauge>::default();
