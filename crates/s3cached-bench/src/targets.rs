@@ -233,6 +233,7 @@ impl Targets {
                 timeout: std::time::Duration::from_millis(250),
                 inline_limit: max_object_size,
                 breaker: BreakerConfig::default(),
+                connections: s3cached::config::DEFAULT_REDIS_CONNECTIONS,
             })
         };
         let tier_config = match tier {

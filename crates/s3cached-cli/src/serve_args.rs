@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
-    ApplyConfig, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials, EventsConfig, EvictionPolicy,
-    Freshness, HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig,
-    TlsConfig, TtlRule,
+    ApplyConfig, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials, DEFAULT_REDIS_CONNECTIONS,
+    EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget,
+    ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
 };
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
@@ -212,6 +212,12 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_REDIS_TIMEOUT", default_value = "100ms")]
     redis_timeout: humantime::Duration,
 
+    /// Multiplexed connections to Redis (per node in cluster mode) that calls are spread
+    /// over; the default was measured on a 2-core machine (BENCHMARKS.md).
+    #[arg(long, env = "S3CACHED_REDIS_CONNECTIONS", default_value_t = DEFAULT_REDIS_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    redis_connections: usize,
+
     /// Largest object stored in Redis (larger cacheable objects stay in the memory tier).
     #[arg(long, env = "S3CACHED_REDIS_INLINE_LIMIT", default_value = "1MiB")]
     redis_inline_limit: ByteSize,
@@ -230,7 +236,8 @@ pub struct ServeArgs {
     shutdown_grace: humantime::Duration,
 
     /// Answer every request through the full S3 request handling, including plain GET/HEAD
-    /// memory hits the hot path would answer directly (for comparison and troubleshooting).
+    /// hits (memory or Redis) the hot path would answer directly (for comparison and
+    /// troubleshooting).
     #[arg(long, env = "S3CACHED_NO_HOT_PATH")]
     no_hot_path: bool,
 }
@@ -369,6 +376,7 @@ impl ServeArgs {
             timeout: self.redis_timeout.into(),
             inline_limit: self.redis_inline_limit.bytes(),
             breaker: BreakerConfig::default(),
+            connections: self.redis_connections,
         };
         let tier = match (self.tier, redis_target) {
             (TierMode::Memory, _) => TierConfig::Memory,

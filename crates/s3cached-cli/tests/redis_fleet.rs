@@ -13,6 +13,7 @@ use support::proxy::S3Cached;
 use support::redis::{RedisCluster, RedisServer};
 
 const KEY: &str = "fleet-key";
+const HOT_GETS: &str = r#"s3cached_hot_path_answers_total{operation="GetObject"}"#;
 const SECRET: &str = "fleet-secret";
 
 fn proxy(extra: &[&str]) -> S3Cached {
@@ -44,6 +45,13 @@ async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
     let redis = RedisServer::start();
     let url = redis.url();
     read_after_write_across_processes(&["--tier", "memory+redis", "--redis-url", &url], 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_through_one_process_is_seen_by_the_other_on_the_redis_tier() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    read_after_write_across_processes(&["--tier", "redis", "--redis-url", &url], 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,6 +103,15 @@ async fn read_after_write_across_processes(args: &[&str], writes: usize) {
         r.await.unwrap();
     }
     assert!(reads.load(Ordering::Relaxed) > 50, "readers ran concurrently");
+    assert!(
+        b.metric_value(HOT_GETS).await > 0.0,
+        "B answered hits on the hot path between writes"
+    );
+    if args.contains(&"redis") {
+        let redis_hits = b.metric_value(r#"s3cached_cache_hits_total{tier="redis"}"#).await;
+        assert!(redis_hits > 0.0, "B served from Redis between writes");
+        return;
+    }
     let memory_hits = b.metric_value(r#"s3cached_cache_hits_total{tier="memory"}"#).await;
     assert!(memory_hits > 0.0, "B served from its memory tier between writes");
     assert!(
@@ -180,6 +197,8 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let hot_before = p.metric_value(HOT_GETS).await;
+    assert!(hot_before > 0.0, "Redis hits took the hot path before the kill");
     redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, health) = support::clients::http_get(&format!("{}/health", p.admin_endpoint()))
@@ -194,6 +213,10 @@ async fn killing_redis_fails_no_request_and_hits_resume_after_restart() {
         assert!(Instant::now() < deadline, "redis hits did not resume after restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        p.metric_value(HOT_GETS).await > hot_before,
+        "Redis hits took the hot path again after the restart"
+    );
     stop.store(true, Ordering::Relaxed);
     for l in loops {
         l.await.unwrap();

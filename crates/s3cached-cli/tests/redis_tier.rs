@@ -18,6 +18,7 @@ fn config(target: RedisTarget) -> RedisConfig {
         timeout: Duration::from_millis(500),
         inline_limit: 1 << 20,
         breaker: BreakerConfig::default(),
+        connections: 2,
     }
 }
 

@@ -1,14 +1,18 @@
-//! The hot path: plain GET and HEAD requests for objects this process holds fresh in memory are
-//! answered straight from the HTTP request, before s3s parses, routes and deserializes it.
+//! The hot path: plain GET and HEAD requests for objects the cache holds fresh are answered
+//! straight from the HTTP request, before s3s parses, routes and deserializes it.
 //!
 //! A request qualifies only when the answer cannot differ from the full path's: no body, no
 //! query parameters besides SigV4's and `x-id`, none of the headers GetObject reads (ranges,
 //! conditions, SSE-C, bucket owner, requester pays) except checksum mode `ENABLED`, a valid
 //! SigV4 signature (checked by [`crate::sigv4`], which keeps signing keys) or anonymous access
-//! allowed, and a fresh whole-object entry in the memory tier. Everything else (misses, stale
-//! entries, errors of any kind, other operations) goes to s3s unchanged, so the hot path never
-//! answers with an error of its own. The answer carries the same headers s3s would write for
-//! the entry, and is counted in the same metrics.
+//! allowed, and a fresh whole-object entry. An entry in this process's memory is answered
+//! synchronously; with a shared tier (`redis`, or `memory+redis` when memory misses), the
+//! request waits for one tier lookup (one Redis round trip) and a fresh entry is answered
+//! the same way. Everything else (misses, stale or negative entries, errors of any kind,
+//! other operations) goes to s3s unchanged, so the hot path never answers with an error of
+//! its own; a lookup already made travels with the request, so the full path does not repeat
+//! it. The answer carries the same headers s3s would write for the entry, and is counted in
+//! the same metrics.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,7 +27,9 @@ use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 
 use crate::auth::{Action, Authorizer, Caller, Target};
+use crate::engine::read::Prefetched;
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
+use crate::entry::Entry;
 use crate::hit_headers::{self, HitView};
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
@@ -73,12 +79,33 @@ fn operation(get: bool) -> &'static str {
     if get { "GetObject" } else { "HeadObject" }
 }
 
-/// Answers qualifying requests from the memory tier.
+/// Answers qualifying requests from the cache.
 pub struct HotPath {
     engine: Arc<Engine>,
     counters: Counters,
     authorizer: Arc<Authorizer>,
     hosts: Option<VirtualHosts>,
+    /// Whether the tier has a shared part worth one lookup when memory has nothing.
+    shared: bool,
+}
+
+/// A qualifying, authorized request whose object this process does not hold in memory: what
+/// the lookup in the shared tier needs to answer it.
+pub struct SharedRead {
+    key: CacheKey,
+    get: bool,
+    checksums: bool,
+    started: Instant,
+}
+
+/// What the hot path makes of a request without waiting.
+pub enum Verdict {
+    /// Answered from this process's memory.
+    Answered(HttpResponse),
+    /// Qualified and allowed, but not in memory: a lookup in the shared tier may answer it.
+    Shared(SharedRead),
+    /// The full path's.
+    Declined,
 }
 
 impl HotPath {
@@ -93,17 +120,32 @@ impl HotPath {
             hot_get: metrics.hot_path_answers(operation(true)),
             hot_head: metrics.hot_path_answers(operation(false)),
         };
+        let shared = engine.tier().shared();
         Self {
             engine,
             counters,
             authorizer,
             hosts,
+            shared,
         }
     }
 
-    /// The answer to `req` when it qualifies and its object is a fresh memory hit; `None`
-    /// sends it down the full path.
+    /// The answer to `req` when it qualifies and its object is a fresh hit in this process's
+    /// memory; `None` sends it down the full path (or to [`Self::answer_shared`]).
     pub fn answer<B: http_body::Body>(&self, req: &Request<B>) -> Option<HttpResponse> {
+        match self.decide(req) {
+            Verdict::Answered(resp) => Some(resp),
+            Verdict::Shared(_) | Verdict::Declined => None,
+        }
+    }
+
+    /// What to do with `req`: answer it from memory now, look it up in the shared tier, or
+    /// leave it to the full path.
+    pub fn decide<B: http_body::Body>(&self, req: &Request<B>) -> Verdict {
+        self.qualify(req).unwrap_or(Verdict::Declined)
+    }
+
+    fn qualify<B: http_body::Body>(&self, req: &Request<B>) -> Option<Verdict> {
         let started = Instant::now();
         let get = match *req.method() {
             Method::GET => true,
@@ -138,9 +180,50 @@ impl HotPath {
         {
             return None;
         }
-        let (entry, tier) = self.engine.fresh_local(&key)?;
-        let render = || hit_headers::render(&entry.meta, &HitView::plain(get, scan.checksums))?.complete();
-        let mut headers = match (get, scan.checksums) {
+        if let Some((entry, tier)) = self.engine.fresh_local(&key) {
+            // Nothing was counted for the peek: this answer counts the hit.
+            return self
+                .respond(&entry, tier, get, scan.checksums, started, true)
+                .map(Verdict::Answered);
+        }
+        if !self.shared {
+            return None;
+        }
+        Some(Verdict::Shared(SharedRead {
+            key,
+            get,
+            checksums: scan.checksums,
+            started,
+        }))
+    }
+
+    /// The answer to `read` from the whole tier: one lookup (one Redis round trip), counted
+    /// as the full path counts it.
+    ///
+    /// # Errors
+    /// The lookup, for the full path to answer from, when there is no fresh object entry or
+    /// its headers cannot be written here.
+    pub async fn answer_shared(&self, read: SharedRead) -> Result<HttpResponse, Prefetched> {
+        let (fresh, prefetched) = self.engine.lookup_fresh(read.key).await;
+        let (entry, tier) = fresh.ok_or_else(|| prefetched.clone())?;
+        // The tier counted the hit in its lookup.
+        self.respond(&entry, tier, read.get, read.checksums, read.started, false)
+            .ok_or(prefetched)
+    }
+
+    /// The answer from `entry` (found in `tier`), counted; `None` when its headers cannot be
+    /// written here (s3s encodes non-ASCII metadata).
+    fn respond(
+        &self,
+        entry: &Entry,
+        tier: &'static str,
+        get: bool,
+        checksums: bool,
+        started: Instant,
+        count_hit: bool,
+    ) -> Option<HttpResponse> {
+        let render = || hit_headers::render(&entry.meta, &HitView::plain(get, checksums))?.complete();
+        let mut headers = match (get, checksums) {
             (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,
             (true, true) => entry.hit_headers.with_checksums.get_or_init(render).clone()?,
             (false, _) => render()?,
@@ -162,7 +245,12 @@ impl HotPath {
                 &resolved
             }
         };
-        counters.record(get.then_some(entry.meta.size), started.elapsed());
+        let body_bytes = get.then_some(entry.meta.size);
+        if count_hit {
+            counters.record(body_bytes, started.elapsed());
+        } else {
+            counters.record_answer(body_bytes, started.elapsed());
+        }
         if get {
             &self.counters.hot_get
         } else {
@@ -362,9 +450,25 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
                 }
             }));
         }
-        match self.hot.as_ref().and_then(|hot| hot.answer(&req)) {
-            Some(resp) => Either::Left(ready(Ok(resp))),
-            None => Either::Right(hyper::service::Service::call(&self.full, req)),
+        let Some(hot) = &self.hot else {
+            return Either::Right(hyper::service::Service::call(&self.full, req));
+        };
+        match hot.decide(&req) {
+            Verdict::Answered(resp) => Either::Left(ready(Ok(resp))),
+            Verdict::Declined => Either::Right(hyper::service::Service::call(&self.full, req)),
+            Verdict::Shared(read) => {
+                let (hot, full) = (Arc::clone(hot), self.full.clone());
+                Either::Right(Box::pin(async move {
+                    match hot.answer_shared(read).await {
+                        Ok(resp) => Ok(resp),
+                        Err(prefetched) => {
+                            let mut req = req;
+                            req.extensions_mut().insert(prefetched);
+                            hyper::service::Service::call(&full, req).await
+                        }
+                    }
+                }))
+            }
         }
     }
 }

@@ -106,6 +106,12 @@ impl HitCounters {
     /// Records one hit that took `elapsed` and sent `body_bytes` (none for HEAD).
     pub fn record(&self, body_bytes: Option<u64>, elapsed: Duration) {
         self.hits.inc();
+        self.record_answer(body_bytes, elapsed);
+    }
+
+    /// Records the answer to a hit whose lookup the tier counted already (a lookup through
+    /// `CacheTier::get`), so the hit itself is not counted twice.
+    pub fn record_answer(&self, body_bytes: Option<u64>, elapsed: Duration) {
         if let Some(bytes) = body_bytes {
             self.served.inc_by(bytes);
         }
@@ -192,7 +198,7 @@ impl Metrics {
         let hot_path_answers = Family::<Op, Counter>::default();
         r.register(
             "hot_path_answers",
-            "GET/HEAD memory hits answered by the hot path, before full S3 request handling",
+            "GET/HEAD hits (memory or Redis) answered by the hot path, before full S3 request handling",
             hot_path_answers.clone(),
         );
         let cache_entries = Family::<Tier, Gauge>::default();

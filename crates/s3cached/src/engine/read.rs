@@ -26,6 +26,7 @@ use crate::hit_headers::{self, HitView};
 use crate::key::CacheKey;
 use crate::range;
 use crate::read_request::ReadRequest;
+use crate::tier::Lookup;
 
 const MISS: HeaderValue = HeaderValue::from_static("miss");
 const BYPASS: HeaderValue = HeaderValue::from_static("bypass");
@@ -103,18 +104,62 @@ fn hit_headers(meta: &ObjectMeta, view: &HitView<'_>) -> S3Result<(http::HeaderM
     Ok((rendered.headers, metadata))
 }
 
+/// A lookup the hot path made for a request it then left to the full path. It travels in the
+/// request's extensions, so the full path neither asks the tier a second time (a second round
+/// trip to a shared tier, or a second wait for a failing one) nor counts the lookup twice.
+#[derive(Clone)]
+pub struct Prefetched {
+    key: CacheKey,
+    lookup: Lookup,
+}
+
+impl Prefetched {
+    /// The lookup made for `key`, when `extensions` carry one for that key (taken out).
+    fn take(extensions: &mut http::Extensions, key: &CacheKey) -> Option<Lookup> {
+        let prefetched = extensions.remove::<Self>()?;
+        (prefetched.key == *key).then_some(prefetched.lookup)
+    }
+}
+
 impl Engine {
+    /// The hot path's lookup of `key` in the whole tier (for a shared tier one round trip),
+    /// made and counted as the full path makes and counts its lookups, failing open. Returns
+    /// the fresh object entry to answer, if any, with the name of the tier that held it, and
+    /// the lookup to hand to the full path with the request when the hot path does not
+    /// answer (a miss, a stale or negative entry, a failing tier).
+    pub async fn lookup_fresh(&self, key: CacheKey) -> (Option<(Arc<Entry>, &'static str)>, Prefetched) {
+        let lookup = self.lookup(&key).await;
+        let fresh = lookup
+            .entry
+            .as_ref()
+            .filter(|entry| !entry.missing && self.freshness.age(&key, entry) == Age::Fresh)
+            .map(|entry| (Arc::clone(entry), lookup.tier));
+        (fresh, Prefetched { key, lookup })
+    }
+
+    /// The tier's lookup for `key`: the one the hot path made for this request, if it made
+    /// one, else a new one.
+    async fn lookup_for(&self, extensions: &mut http::Extensions, key: &CacheKey) -> Lookup {
+        match Prefetched::take(extensions, key) {
+            Some(lookup) => lookup,
+            None => self.lookup(key).await,
+        }
+    }
+
     /// GetObject through the cache.
     ///
     /// # Errors
     /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
-    pub async fn get_object(self: &Arc<Self>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    pub async fn get_object(
+        self: &Arc<Self>,
+        mut req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let request = ReadRequest::of(&req.input);
         let Some(key) = request.cache_key().cloned() else {
             self.metrics.bypass("GetObject");
             return self.origin_get(req, BYPASS).await;
         };
-        let lookup = self.lookup(&key).await;
+        let lookup = self.lookup_for(&mut req.extensions, &key).await;
         let mut validator = None;
         if let Some(entry) = &lookup.entry {
             match self.freshness.age(&key, entry) {
@@ -159,14 +204,14 @@ impl Engine {
     /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
     pub async fn head_object(
         self: &Arc<Self>,
-        req: S3Request<HeadObjectInput>,
+        mut req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let request = ReadRequest::of(&req.input);
         let Some(key) = request.cache_key().cloned() else {
             self.metrics.bypass("HeadObject");
             return self.origin_head(req, BYPASS).await;
         };
-        let lookup = self.lookup(&key).await;
+        let lookup = self.lookup_for(&mut req.extensions, &key).await;
         let Some(entry) = lookup.entry.filter(|e| self.freshness.age(&key, e) == Age::Fresh) else {
             // HEAD does not revalidate: a stale entry is refreshed by the next GET.
             return self.origin_head(req, MISS).await;

@@ -361,3 +361,42 @@ fn query_parsing_matches_form_urlencoded() {
     }
     assert!(parse_query("a=%FF").is_none(), "not UTF-8");
 }
+
+/// A lookup the hot path made travels with the request: the full path answers from it rather
+/// than asking the tier again, and only for the object it was made for.
+#[tokio::test]
+async fn the_full_path_answers_from_the_hot_paths_lookup() {
+    let s = setup(false);
+    put(&s, "bucket", "k", hello()).await;
+    let (fresh, prefetched) = s.engine.lookup_fresh(CacheKey::new("bucket", "k").expect("key")).await;
+    assert!(fresh.is_some(), "a fresh hit");
+    // Gone from the tier: an answer with the object can only come from the carried lookup.
+    s.engine
+        .tier()
+        .invalidate(&CacheKey::new("bucket", "k").expect("key"))
+        .await
+        .expect("invalidate");
+    let mut req = with_body(signed(
+        "GET",
+        "/bucket/k",
+        SignatureLocation::QueryParams,
+        SECRET_KEY,
+        now(),
+    ));
+    req.extensions_mut().insert(prefetched.clone());
+    let (status, headers, body) = parts(s.full.call(req).await.expect("full path")).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(body, Bytes::from_static(b"hello"));
+    assert!(headers.iter().any(|(n, v)| n == "x-s3cached" && v == b"hit-memory"));
+    // Carried with a request for another object, it is not used.
+    let mut req = with_body(signed(
+        "GET",
+        "/bucket/other",
+        SignatureLocation::QueryParams,
+        SECRET_KEY,
+        now(),
+    ));
+    req.extensions_mut().insert(prefetched);
+    let (status, _, _) = parts(s.full.call(req).await.expect("full path")).await;
+    assert_ne!(status, http::StatusCode::OK);
+}

@@ -13,7 +13,12 @@
 //!   when there is one): Redis never holds one giant value.
 //! - Fail-open: every call is bounded by a timeout; a circuit breaker stops calls to a dead
 //!   server; the connection re-establishes itself in the background.
+//! - Calls are spread round-robin over [`RedisConfig::connections`] multiplexed connections.
+//!   One connection's reader task decodes every reply in turn; more connections let replies
+//!   be decoded on several cores at once, which did not pay on 2 cores (one was fastest,
+//!   BENCHMARKS.md) but may on larger machines.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -65,6 +70,15 @@ impl Conn {
     }
 }
 
+/// `count` (at least one) connections to `target`.
+async fn open_all(target: &RedisTarget, timeout: Duration, count: usize) -> RedisResult<Vec<Conn>> {
+    let mut conns = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        conns.push(open(target, timeout).await?);
+    }
+    Ok(conns)
+}
+
 async fn open(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
     let connect_timeout = timeout.max(Duration::from_millis(500));
     match target {
@@ -113,7 +127,9 @@ return g
 /// The Redis tier.
 pub struct RedisTier {
     config: RedisConfig,
-    conn: Arc<Mutex<Option<Conn>>>,
+    /// The connections (empty until connected); calls take them in turn.
+    conns: Mutex<Vec<Conn>>,
+    next: AtomicUsize,
     breaker: Breaker,
     metrics: Arc<Metrics>,
     store: Script,
@@ -125,17 +141,21 @@ impl RedisTier {
     /// tier answers every call with an error, so requests go to the origin).
     pub async fn connect(config: RedisConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         let tier = Arc::new(Self {
-            conn: Arc::new(Mutex::new(None)),
+            conns: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
             breaker: Breaker::new(config.breaker),
             metrics,
             store: Script::new(STORE_SCRIPT),
             invalidate: Script::new(INVALIDATE_SCRIPT),
             config,
         });
-        match open(&tier.config.target, tier.config.timeout).await {
-            Ok(conn) => {
-                *tier.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
-                tier.check_eviction_policy(conn).await;
+        match open_all(&tier.config.target, tier.config.timeout, tier.config.connections).await {
+            Ok(conns) => {
+                let first = conns.first().cloned();
+                *tier.conns.lock().unwrap_or_else(PoisonError::into_inner) = conns;
+                if let Some(conn) = first {
+                    tier.check_eviction_policy(conn).await;
+                }
             }
             Err(e) => {
                 warn!(error = %e, "Redis unreachable at start; serving from the origin until it is back");
@@ -160,12 +180,12 @@ impl RedisTier {
             return Err(Self::unavailable("circuit open"));
         };
         // Without a connection the permit is dropped unused: a probe ends there.
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| Self::unavailable("not connected"))?;
+        let conn = {
+            let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            let turn = self.next.fetch_add(1, Ordering::Relaxed);
+            conns.get(turn % conns.len().max(1)).cloned()
+        };
+        let conn = conn.ok_or_else(|| Self::unavailable("not connected"))?;
         Ok((conn, permit))
     }
 
@@ -229,10 +249,10 @@ async fn reconnect_loop(tier: std::sync::Weak<RedisTier>) {
     loop {
         tokio::time::sleep(delay).await;
         let Some(t) = tier.upgrade() else { return };
-        match open(&t.config.target, t.config.timeout).await {
-            Ok(conn) => {
-                info!("connected to Redis");
-                *t.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+        match open_all(&t.config.target, t.config.timeout, t.config.connections).await {
+            Ok(conns) => {
+                info!(connections = conns.len(), "connected to Redis");
+                *t.conns.lock().unwrap_or_else(PoisonError::into_inner) = conns;
                 t.breaker.success();
                 return;
             }
@@ -349,7 +369,7 @@ impl CacheTier for RedisTier {
     }
 
     fn health(&self) -> TierHealth {
-        let connected = self.conn.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+        let connected = !self.conns.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
         if !connected {
             TierHealth::Degraded("redis: not connected".to_owned())
         } else if self.breaker.is_open() {
