@@ -154,15 +154,24 @@ mod tests {
 
     #[test]
     fn failed_probe_reopens_for_longer() {
-        let b = fast();
+        let b = Breaker::new(BreakerConfig {
+            threshold: 2,
+            cooldown: Duration::from_millis(100),
+            max_cooldown: Duration::from_secs(1),
+        });
         b.failure();
         b.failure();
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(110));
         b.allow().expect("probe").failure();
+        let reopened = Instant::now();
         assert!(b.allow().is_none());
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow().is_none(), "the second cool-down is longer");
-        std::thread::sleep(Duration::from_millis(30));
+        // Past the first cool-down, inside the doubled one. Checked only when this thread ran
+        // in time: a loaded machine may stall it past both.
+        std::thread::sleep(Duration::from_millis(130));
+        if reopened.elapsed() < Duration::from_millis(190) {
+            assert!(b.allow().is_none(), "the second cool-down is longer");
+        }
+        std::thread::sleep(Duration::from_millis(200).saturating_sub(reopened.elapsed()) + Duration::from_millis(10));
         assert!(b.allow().is_some());
     }
 
