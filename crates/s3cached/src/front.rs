@@ -1,8 +1,10 @@
-//! The S3 front end: the `s3s::S3` implementation clients talk to once s3s has authenticated,
-//! authorized ([`crate::auth`]) and parsed a request. GetObject and HeadObject go to the
-//! engine's read path, writes to its write path (origin first, then invalidation of the
-//! objects they name); every other operation passes through to the origin unchanged. Every
-//! operation is counted and timed here.
+//! The S3 front end: the `s3s::S3` implementation for the requests s3s parses itself, once it
+//! has authenticated and authorized ([`crate::auth`]) them. GetObject and HeadObject go to the
+//! engine's read path; ListBuckets is narrowed to the caller's buckets; a browser-form upload
+//! (which s3s hands over as a PutObject) goes to the engine's write path. Every other request
+//! is taken before it gets here by [`crate::pass_through`] and forwarded as sent; the typed
+//! handlers below remain for what that route does not take (requests on the service root,
+//! which s3s routes itself). Every operation is counted and timed here.
 
 use std::future::Future;
 use std::sync::Arc;
