@@ -25,21 +25,6 @@ fn proxy(extra: &[&str]) -> S3Cached {
         .start()
 }
 
-/// Waits until `/health` says ok (the memory tier of memory+redis is in use only then).
-async fn wait_healthy(p: &S3Cached) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, body) = support::clients::http_get(&format!("{}/health", p.admin_endpoint()))
-            .await
-            .expect("health");
-        if body.contains(r#""status":"ok""#) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never healthy: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_put_through_one_process_is_seen_by_the_other_every_time() {
     let redis = RedisServer::start();
@@ -66,8 +51,8 @@ async fn read_after_write_across_processes_on_a_cluster() {
 async fn read_after_write_across_processes(args: &[&str], writes: usize) {
     let a = proxy(args);
     let b = proxy(args);
-    wait_healthy(&a).await;
-    wait_healthy(&b).await;
+    a.wait_status_ok().await;
+    b.wait_status_ok().await;
     // Both processes must know each other before writes wait for acknowledgements.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let bucket = support::seaweed::shared().new_bucket("fleet").await;
@@ -299,8 +284,8 @@ async fn concurrent_writers_in_two_processes_do_not_stall_each_other() {
     let url = redis.url();
     let a = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
     let b = proxy(&["--tier", "memory+redis", "--redis-url", &url]);
-    wait_healthy(&a).await;
-    wait_healthy(&b).await;
+    a.wait_status_ok().await;
+    b.wait_status_ok().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let bucket = support::seaweed::shared().new_bucket("contend").await;
     let mut writers = Vec::new();

@@ -4,32 +4,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use aws_sdk_s3::primitives::ByteStream;
 use support::clients::{RawResponse, get_bytes, send_presigned};
-use support::proxy::S3Cached;
 use support::proxy_s3::*;
 use support::redis::RedisServer;
 
 const HOT_GETS: &str = r#"s3cached_hot_path_answers_total{operation="GetObject"}"#;
 const HOT_HEADS: &str = r#"s3cached_hot_path_answers_total{operation="HeadObject"}"#;
 const REDIS_HITS: &str = r#"s3cached_cache_hits_total{tier="redis"}"#;
-
-/// Waits until `/health` says ok (the memory tier of memory+redis is in use only then).
-async fn wait_healthy(p: &S3Cached) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, body) = support::clients::http_get(&format!("{}/health", p.admin_endpoint()))
-            .await
-            .expect("health");
-        if body.contains(r#""status":"ok""#) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never healthy: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn cache_status(r: &RawResponse) -> Option<&str> {
     r.headers.get("x-s3cached").map(String::as_str)
@@ -45,7 +27,7 @@ async fn same_answers_as_the_full_path(tier: &str) {
     let hot = proxy(&args);
     let full = proxy(&[&args[..], &["--no-hot-path"]].concat());
     for p in [&filler, &hot, &full] {
-        wait_healthy(p).await;
+        p.wait_status_ok().await;
     }
     let bucket = origin()
         .new_bucket(&format!("hotredis-{}", tier.replace('+', "-")))

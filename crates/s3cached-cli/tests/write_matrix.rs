@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
@@ -19,12 +18,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use support::REGION;
 use support::cli_tools::{
-    CLIENT_KEY, CLIENT_SECRET, Output, TempDir, clear_aws_env, random_bytes, run, start_proxy, tail,
+    CLIENT_KEY, CLIENT_SECRET, Output, TempDir, random_bytes, run_python_within, start_proxy, tail,
 };
 use support::clients::s3_client_with_attempts;
 use support::proxy::S3Cached;
 use support::seaweed::{SEAWEED_ACCESS_KEY, SEAWEED_SECRET_KEY, SeaweedFs, shared};
-use support::util::{free_port, unique_bucket, venv_bin};
+use support::util::{free_port, unique_bucket};
 
 const SCRIPT: &str = include_str!("write_matrix.py");
 
@@ -32,29 +31,19 @@ const MIB: usize = 1024 * 1024;
 
 /// Runs the script in `mode` with the endpoints and credentials of both sides.
 fn run_script(work: &TempDir, mode: &str, proxy: &S3Cached, seaweed: &SeaweedFs, envs: &[(&str, String)]) -> Output {
-    let path = work.join("write_matrix.py");
-    std::fs::write(&path, SCRIPT).expect("write the script");
-    let mut cmd = Command::new(venv_bin("python"));
-    clear_aws_env(&mut cmd);
-    cmd.arg(&path)
-        .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", work.join("no-aws-credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PYTHONUNBUFFERED", "1")
-        .env("MODE", mode)
-        .env("PROXY", proxy.endpoint())
-        .env("PROXY_PID", proxy.pid().expect("s3cached is running").to_string())
-        .env("ORIGIN", seaweed.endpoint())
-        .env("CLIENT_KEY", CLIENT_KEY)
-        .env("CLIENT_SECRET", CLIENT_SECRET)
-        .env("ORIGIN_KEY", SEAWEED_ACCESS_KEY)
-        .env("ORIGIN_SECRET", SEAWEED_SECRET_KEY)
-        .env("REGION", REGION)
-        .current_dir(work.path());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    run(cmd, Duration::from_secs(900))
+    let mut all: Vec<(&str, String)> = vec![
+        ("MODE", mode.to_owned()),
+        ("PROXY", proxy.endpoint()),
+        ("PROXY_PID", proxy.pid().expect("s3cached is running").to_string()),
+        ("ORIGIN", seaweed.endpoint()),
+        ("CLIENT_KEY", CLIENT_KEY.to_owned()),
+        ("CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        ("ORIGIN_KEY", SEAWEED_ACCESS_KEY.to_owned()),
+        ("ORIGIN_SECRET", SEAWEED_SECRET_KEY.to_owned()),
+        ("REGION", REGION.to_owned()),
+    ];
+    all.extend(envs.iter().cloned());
+    run_python_within(work, "write_matrix.py", SCRIPT, &all, Duration::from_secs(900))
 }
 
 /// Prints what the script printed (the table), and fails with the proxy's log when it failed.

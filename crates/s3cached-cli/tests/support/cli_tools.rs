@@ -277,6 +277,17 @@ pub fn ls_recursive_entries(stdout: &str) -> Vec<(u64, String)> {
 /// Runs a Python script with the virtualenv's interpreter; `envs` pass the inputs. The scripts
 /// exit non-zero with a message on the first failed check and print `ALL OK` at the end.
 pub fn run_python(dir: &TempDir, name: &str, script: &str, envs: &[(&str, String)]) -> Output {
+    run_python_within(dir, name, script, envs, COMMAND_TIMEOUT)
+}
+
+/// [`run_python`] for scripts that may run longer than [`COMMAND_TIMEOUT`].
+pub fn run_python_within(
+    dir: &TempDir,
+    name: &str,
+    script: &str,
+    envs: &[(&str, String)],
+    timeout: Duration,
+) -> Output {
     let path = dir.join(name);
     fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     let mut cmd = Command::new(venv_bin("python"));
@@ -290,7 +301,7 @@ pub fn run_python(dir: &TempDir, name: &str, script: &str, envs: &[(&str, String
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    run(cmd, COMMAND_TIMEOUT)
+    run(cmd, timeout)
 }
 
 /// s3cached in front of the shared SeaweedFS, with client credentials of its own.

@@ -204,6 +204,22 @@ impl S3Cached {
         s3_client_with_attempts(&self.endpoint(), access_key, secret_key, 1)
     }
 
+    /// Waits until `/health` says ok (the memory tier of memory+redis is in use only then);
+    /// panics after 15 s.
+    pub async fn wait_status_ok(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, body) = http_get(&format!("{}/health", self.admin_endpoint()))
+                .await
+                .expect("health");
+            if body.contains(r#""status":"ok""#) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never healthy: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The text of `GET /metrics` on the admin port; panics unless it answers 200.
     pub async fn metrics_text(&self) -> String {
         let url = format!("{}/metrics", self.admin_endpoint());
