@@ -57,6 +57,8 @@ impl From<S3Path> for Named {
 struct Routed {
     path: Named,
     operation: Result<Operation, ClassifyError>,
+    /// The `versionId` the request names.
+    version: Option<String>,
     /// The keys a DeleteObjects body names (read by `check_access`).
     listed: Vec<(String, Option<String>)>,
 }
@@ -153,9 +155,11 @@ impl S3Route for PassThrough {
             Ok(None) => return false,
             Err(e) => Err(e),
         };
+        let version = query.into_iter().find(|(n, _)| n == "versionId").map(|(_, v)| v);
         extensions.insert(Routed {
             path: path.into(),
             operation,
+            version,
             listed: Vec::new(),
         });
         true
@@ -191,6 +195,7 @@ impl S3Route for PassThrough {
         let Routed {
             path,
             operation,
+            version,
             listed,
         } = req
             .extensions
@@ -201,10 +206,6 @@ impl S3Route for PassThrough {
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
         let caller = access_key.as_deref().map_or(Caller::Anonymous, Caller::AccessKey);
         let origin_identity = self.authorizer.origin_identity(caller);
-        let version = operation::query_pairs(req.uri.query())
-            .into_iter()
-            .find(|(n, _)| n == "versionId")
-            .map(|(_, v)| v);
         let (bucket, key) = match &path {
             Named::Service => (None, None),
             Named::Bucket(bucket) => (Some(bucket.clone()), None),
