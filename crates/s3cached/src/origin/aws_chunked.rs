@@ -180,6 +180,83 @@ where
 
 impl<S> s3s::stream::ByteStream for Reframed<S> where S: Stream<Item = Result<Bytes, StdError>> + Unpin {}
 
+/// A decoded aws-chunked body held to its declared length. s3s's decoder ends cleanly when the
+/// client's connection ends at a chunk boundary, whatever `x-amz-decoded-content-length`
+/// said; passed on like that, a cut upload would look complete. Short or long, it fails here.
+pub struct ExactLength<S> {
+    inner: S,
+    remaining: u64,
+    declared: u64,
+    done: bool,
+}
+
+impl<S> ExactLength<S> {
+    /// `inner`, which must yield exactly `declared` bytes.
+    pub fn new(inner: S, declared: u64) -> Self {
+        Self {
+            inner,
+            remaining: declared,
+            declared,
+            done: false,
+        }
+    }
+}
+
+impl<S> Stream for ExactLength<S>
+where
+    S: Stream<Item = Result<Bytes, StdError>> + Unpin,
+{
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let length_error = |declared| {
+            Poll::Ready(Some(Err(
+                Box::new(ChunkedError::Length { expected: declared }) as StdError
+            )))
+        };
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(data))) => {
+                let len = data.len() as u64;
+                if len > this.remaining {
+                    this.done = true;
+                    return length_error(this.declared);
+                }
+                this.remaining -= len;
+                Poll::Ready(Some(Ok(data)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                if this.remaining == 0 {
+                    Poll::Ready(None)
+                } else {
+                    length_error(this.declared)
+                }
+            }
+        }
+    }
+}
+
+impl<S> s3s::stream::ByteStream for ExactLength<S>
+where
+    S: Stream<Item = Result<Bytes, StdError>> + Unpin,
+{
+    fn remaining_length(&self) -> s3s::stream::RemainingLength {
+        usize::try_from(self.remaining).map_or_else(
+            |_| s3s::stream::RemainingLength::unknown(),
+            s3s::stream::RemainingLength::new_exact,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +328,24 @@ mod tests {
         assert_eq!(out.len() as u64, encoded_len(3, &[("x-amz-checksum-crc32", 8)]));
         let bad = encode(vec![Bytes::from_static(b"abc")], 3, names, crc32("short")).await;
         assert!(bad.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_decoded_body_must_have_its_declared_length() {
+        async fn read(parts: Vec<&'static [u8]>, declared: u64) -> Result<Vec<u8>, String> {
+            let inner = futures::stream::iter(parts.into_iter().map(|p| Ok::<_, StdError>(Bytes::from_static(p))));
+            let mut s = ExactLength::new(inner, declared);
+            let mut out = Vec::new();
+            while let Some(part) = s.next().await {
+                out.extend_from_slice(&part.map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        }
+        assert_eq!(read(vec![b"ab", b"c"], 3).await.ok(), Some(b"abc".to_vec()));
+        // Cut at a chunk boundary: the decoder ended cleanly, but the upload is incomplete.
+        assert!(read(vec![b"ab"], 3).await.is_err());
+        assert!(read(vec![b"ab", b"cd"], 3).await.is_err());
+        assert_eq!(read(vec![], 0).await.ok(), Some(Vec::new()));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use hyper_util::rt::TokioExecutor;
 use s3s::service::S3Service;
 use s3s::{Body, S3Error, S3ErrorCode, TrailingHeaders};
 
-use super::aws_chunked::{self, Reframed, TrailerSource};
+use super::aws_chunked::{self, ExactLength, Reframed, TrailerSource};
 
 /// What the origin receives: a client's request, already authenticated and authorized.
 pub struct Outgoing {
@@ -138,6 +138,13 @@ fn without_aws_chunked(value: &HeaderValue) -> Option<HeaderValue> {
     (!rest.is_empty()).then(|| HeaderValue::from_str(&rest.join(",")).ok())?
 }
 
+fn decoded_len_of(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 fn bad_request(msg: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidRequest, msg.into())
 }
@@ -177,11 +184,8 @@ impl Outgoing {
                             .collect()
                     })
                     .unwrap_or_default();
-                // s3s required it, and checks the decoded body against it.
-                let decoded_len = headers
-                    .get("x-amz-decoded-content-length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
+                // s3s required it; the decoded body is held to it (`ExactLength`, `Reframed`).
+                let decoded_len = decoded_len_of(&headers)
                     .ok_or_else(|| bad_request("aws-chunked upload without x-amz-decoded-content-length"))?;
                 // The client may have sent the encoded body without a Content-Length.
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(decoded_len));
@@ -200,6 +204,13 @@ impl Outgoing {
                 }
             }
             _ => Payload::Unsigned,
+        };
+        // A cut aws-chunked upload must fail at the origin, not arrive short but complete.
+        let body = match (&payload, streaming, decoded_len_of(&headers)) {
+            (Payload::Unsigned, true, Some(declared)) => {
+                Body::from(s3s::dto::StreamingBlob::new(ExactLength::new(body, declared)))
+            }
+            _ => body,
         };
         headers.retain_dropped();
         if streaming {
