@@ -180,6 +180,50 @@ where
 
 impl<S> s3s::stream::ByteStream for Reframed<S> where S: Stream<Item = Result<Bytes, StdError>> + Unpin {}
 
+/// A body whose first bytes were already read: they come first again.
+pub struct Prepended<S> {
+    first: Option<Bytes>,
+    rest: S,
+}
+
+impl<S> Prepended<S> {
+    /// `first`, then the rest of `rest`.
+    pub fn new(first: Bytes, rest: S) -> Self {
+        Self {
+            first: Some(first),
+            rest,
+        }
+    }
+}
+
+impl<S> Stream for Prepended<S>
+where
+    S: Stream<Item = Result<Bytes, StdError>> + Unpin,
+{
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        Pin::new(&mut this.rest).poll_next(cx)
+    }
+}
+
+impl<S> s3s::stream::ByteStream for Prepended<S>
+where
+    S: s3s::stream::ByteStream<Item = Result<Bytes, StdError>> + Unpin,
+{
+    fn remaining_length(&self) -> s3s::stream::RemainingLength {
+        let first = self.first.as_ref().map_or(0, Bytes::len);
+        match self.rest.remaining_length().exact() {
+            Some(rest) => s3s::stream::RemainingLength::new_exact(first + rest),
+            None => s3s::stream::RemainingLength::unknown(),
+        }
+    }
+}
+
 /// A decoded aws-chunked body held to its declared length. s3s's decoder ends cleanly when the
 /// client's connection ends at a chunk boundary, whatever `x-amz-decoded-content-length`
 /// said; passed on like that, a cut upload would look complete. Short or long, it fails here.
@@ -346,6 +390,17 @@ mod tests {
         assert!(read(vec![b"ab"], 3).await.is_err());
         assert!(read(vec![b"ab", b"cd"], 3).await.is_err());
         assert_eq!(read(vec![], 0).await.ok(), Some(Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn prepended_bytes_come_first() {
+        let rest = futures::stream::iter([Ok::<_, StdError>(Bytes::from_static(b"cd"))]);
+        let mut s = Prepended::new(Bytes::from_static(b"ab"), rest);
+        let mut out = Vec::new();
+        while let Some(Ok(part)) = s.next().await {
+            out.extend_from_slice(&part);
+        }
+        assert_eq!(out, b"abcd");
     }
 
     #[test]

@@ -138,6 +138,30 @@ fn without_aws_chunked(value: &HeaderValue) -> Option<HeaderValue> {
     (!rest.is_empty()).then(|| HeaderValue::from_str(&rest.join(",")).ok())?
 }
 
+/// The body once its first bytes are there. An upload that fails before its first byte (the
+/// client went away) must not reach the origin as headers followed by a closed connection,
+/// which an origin may take as an empty object.
+async fn first_bytes(mut body: Body, headers: &HeaderMap) -> Result<Body, S3Error> {
+    use futures::StreamExt as _;
+    use s3s::stream::ByteStream as _;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if body.remaining_length().exact() == Some(0) || declared == Some(0) {
+        return Ok(body);
+    }
+    let incomplete = |why: String| S3Error::with_message(S3ErrorCode::IncompleteBody, why);
+    match body.next().await {
+        Some(Ok(first)) => Ok(Body::from(s3s::dto::StreamingBlob::new(aws_chunked::Prepended::new(
+            first, body,
+        )))),
+        Some(Err(e)) => Err(incomplete(format!("the upload failed before its first byte: {e}"))),
+        None if declared.is_some_and(|n| n > 0) => Err(incomplete("the upload ended before its first byte".to_owned())),
+        None => Ok(Body::empty()),
+    }
+}
+
 fn decoded_len_of(headers: &HeaderMap) -> Option<u64> {
     headers
         .get("x-amz-decoded-content-length")
@@ -440,6 +464,8 @@ impl Forwarder {
             .parse()
             .map_err(|e| bad_request(format!("cannot address the origin for this request: {e}")))?;
         let safe = out.method == Method::GET || out.method == Method::HEAD;
+        let mut out = out;
+        out.body = first_bytes(std::mem::take(&mut out.body), &out.headers).await?;
         let mut request = self.signed(out, uri).await?;
         let response = match &self.transport {
             Transport::Local(service) => {
