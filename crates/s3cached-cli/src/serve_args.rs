@@ -405,7 +405,6 @@ impl ServeArgs {
             max_receives: 5,
         });
         let events = EventsConfig {
-            webhook_token: self.webhook_token.filter(|t| !t.is_empty()),
             sqs,
             apply: ApplyConfig {
                 hydrate: self.hydrate,
@@ -428,6 +427,7 @@ impl ServeArgs {
                 credentials,
                 allow_anonymous: self.allow_anonymous,
                 identities_file: self.identities,
+                webhook_token: self.webhook_token.filter(|t| !t.is_empty()),
             },
             memory: MemoryConfig {
                 capacity: self.memory_capacity.bytes(),

@@ -178,3 +178,63 @@ async fn webhook_accepts_sns_wrapped_and_eventbridge_bodies() {
     assert_eq!(metric(&p, HOOK_INVALIDATED).await, 1.0);
     assert_no_such_key(&raw_get(&p, &bucket, key).await, "GET after an EventBridge deletion");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_senders_of_the_identities_file_apply_only_what_they_are_granted() {
+    let origin = support::seaweed::shared();
+    let bucket = origin.new_bucket("hook-scope").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("identities.toml");
+    let sender = |token: &str| {
+        format!("[[event-sender]]\nname = \"scoped\"\ntoken = \"{token}\"\non = [\"{bucket}/granted/\"]\n")
+    };
+    std::fs::write(&file, sender("first-token")).expect("write identities");
+    let file_arg = file.to_string_lossy().into_owned();
+    let p = seaweed_proxy(&["--identities", &file_arg, "--hydrate", &bucket]);
+    let s3 = origin.client();
+    let (inside, outside) = ("granted/a.txt", "elsewhere/b.txt");
+    let data = b"scoped events".as_slice();
+    let etag_in = put_direct(&s3, &bucket, inside, data).await;
+    let etag_out = put_direct(&s3, &bucket, outside, data).await;
+    let body = records(&[
+        record("ObjectCreated:Put", &bucket, inside, Some((data.len(), &etag_in)), "0A"),
+        record(
+            "ObjectCreated:Put",
+            &bucket,
+            outside,
+            Some((data.len(), &etag_out)),
+            "0A",
+        ),
+    ]);
+
+    // `--webhook-token` was not given: only the file's sender is let in.
+    let (status, _) = post_events(&p, Some(&bearer()), &body).await;
+    assert_eq!(status, 401);
+    // The granted event is applied; the other is refused, counted, and makes the answer a 403.
+    let (status, answer) = post_events(&p, Some("Bearer first-token"), &body).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer.contains(r#""applied":1"#) && answer.contains(r#""denied":1"#),
+        "{answer}"
+    );
+    assert_eq!(metric(&p, HOOK_HYDRATED).await, 1.0);
+    let denials = r#"s3cached_authorization_denials_total{identity="scoped",action="notify"}"#;
+    assert_eq!(metric(&p, denials).await, 1.0);
+    assert_hit(&p, &bucket, inside, data).await;
+    let got = raw_get(&p, &bucket, outside).await;
+    assert_eq!(
+        (got.status, got.cache.as_str()),
+        (200, "miss"),
+        "the refused event filled nothing"
+    );
+
+    // A new token in the file takes over on reload; the old one is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(&file, sender("second-token")).expect("rewrite identities");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while post_events(&p, Some("Bearer second-token"), &records(&[])).await.0 == 401 {
+        assert!(std::time::Instant::now() < deadline, "reload not seen:\n{}", log_of(&p));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(post_events(&p, Some("Bearer first-token"), &body).await.0, 401);
+}

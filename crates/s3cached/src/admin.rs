@@ -1,5 +1,5 @@
 //! The admin listener's endpoints: `GET /metrics` (Prometheus text), `GET /health` (200 with
-//! the tier's state), and `POST /events` (the event-notification webhook, when a bearer token
+//! the tier's state), and `POST /events` (the event-notification webhook, when an event sender
 //! is configured). Kept off the S3 port so no bucket name can collide with them.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::auth::{Action, Authorizer, Caller, Target};
 use crate::engine::Engine;
 use crate::events::apply::Applier;
 use crate::events::webhook;
@@ -18,7 +19,7 @@ use crate::tier::TierHealth;
 pub struct Admin {
     engine: Arc<Engine>,
     applier: Arc<Applier>,
-    webhook_token: Option<String>,
+    authorizer: Arc<Authorizer>,
 }
 
 fn json_escape(s: &str) -> String {
@@ -26,13 +27,13 @@ fn json_escape(s: &str) -> String {
 }
 
 impl Admin {
-    /// Endpoints over `engine`; the webhook is enabled by `webhook_token`.
+    /// Endpoints over `engine`; the webhook serves the event senders of `authorizer`.
     #[must_use]
-    pub fn new(engine: Arc<Engine>, applier: Arc<Applier>, webhook_token: Option<String>) -> Self {
+    pub fn new(engine: Arc<Engine>, applier: Arc<Applier>, authorizer: Arc<Authorizer>) -> Self {
         Self {
             engine,
             applier,
-            webhook_token,
+            authorizer,
         }
     }
 
@@ -84,24 +85,25 @@ impl Admin {
     }
 
     async fn webhook(&self, req: Request<Incoming>) -> (StatusCode, &'static str, String) {
-        let Some(token) = &self.webhook_token else {
+        if !self.authorizer.has_event_senders() {
             return (
                 StatusCode::NOT_FOUND,
                 "application/json",
-                r#"{"error":"webhook disabled: set --webhook-token"}"#.to_owned(),
+                r#"{"error":"webhook disabled: set --webhook-token or an [[event-sender]] in the identities file"}"#
+                    .to_owned(),
             );
-        };
+        }
         let auth = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if !webhook::authorized(auth, token) {
+        let Some(sender) = self.authorizer.event_sender(auth) else {
             return (
                 StatusCode::UNAUTHORIZED,
                 "application/json",
                 r#"{"error":"missing or wrong bearer token"}"#.to_owned(),
             );
-        }
+        };
         let body = match Limited::new(req.into_body(), webhook::MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
@@ -112,7 +114,13 @@ impl Admin {
                 );
             }
         };
-        let (status, summary) = webhook::handle(&self.applier, &body).await;
+        let may_apply = |event: &crate::events::parse::Event| {
+            let target = Target::Object(&event.bucket, &event.key);
+            self.authorizer
+                .authorize(Caller::EventSender(&sender), Action::Notify, target)
+                .is_ok()
+        };
+        let (status, summary) = webhook::handle(&self.applier, &body, may_apply).await;
         (status, "application/json", summary)
     }
 }

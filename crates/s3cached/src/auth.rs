@@ -6,7 +6,9 @@
 //! are checked by each door against its secrets: s3s through [`Authorizer::s3s_auth`], the hot
 //! path through [`Authorizer::verify`]. Both then ask [`Authorizer::authorize`]: s3s through
 //! the access hook ([`Authorizer::s3s_access`], which also checks every key of DeleteObjects,
-//! the source of a copy and the prefix of a listing), the hot path directly.
+//! the source of a copy and the prefix of a listing), the hot path directly. The third door,
+//! the event webhook on the admin listener, names its sender with
+//! [`Authorizer::event_sender`] and asks [`Authorizer::authorize`] for every event.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -33,6 +35,8 @@ pub enum Caller<'a> {
     Anonymous,
     /// A valid signature by this access key.
     AccessKey(&'a str),
+    /// An event sender (the webhook) that showed this sender's bearer token.
+    EventSender(&'a str),
 }
 
 /// What a request acts on.
@@ -107,6 +111,9 @@ pub fn rules_of(auth: &ClientAuth) -> Result<Identities, RulesError> {
     };
     for c in &auth.credentials {
         identities.add_full_access(c.clone());
+    }
+    if let Some(token) = &auth.webhook_token {
+        identities.add_webhook_token(token.clone());
     }
     if auth.allow_anonymous {
         identities.anonymous.push(Grant::public_read());
@@ -184,7 +191,7 @@ impl Authorizer {
     pub fn origin_identity(&self, caller: Caller<'_>) -> Option<OriginIdentity> {
         match caller {
             Caller::AccessKey(key) => self.rules().identities.get(key).and_then(|i| i.origin.clone()),
-            Caller::Anonymous => None,
+            Caller::Anonymous | Caller::EventSender(_) => None,
         }
     }
 
@@ -287,8 +294,31 @@ impl Authorizer {
         let grants = match caller {
             Caller::AccessKey(key) => rules.identities.get(key).map(|i| i.grants.as_slice()),
             Caller::Anonymous => Some(rules.anonymous.as_slice()),
+            Caller::EventSender(_) => None,
         };
         grants.is_some_and(|gs| gs.iter().any(|g| g.on.iter().any(|r| r.touches_bucket(bucket))))
+    }
+
+    /// Whether any event sender may post to the webhook (without one the webhook is off).
+    #[must_use]
+    pub fn has_event_senders(&self) -> bool {
+        !self.rules().event_senders.is_empty()
+    }
+
+    /// The name of the event sender whose token `authorization` (`Bearer <token>`) carries.
+    #[must_use]
+    pub fn event_sender(&self, authorization: Option<&str>) -> Option<String> {
+        let given = authorization?.strip_prefix("Bearer ")?;
+        // Every token is compared, in constant time, so timing tells nothing of which matched.
+        let rules = self.rules();
+        rules
+            .event_senders
+            .iter()
+            .fold(None, |found, s| {
+                let matches = same_bytes(given.as_bytes(), s.token.as_bytes());
+                found.or(matches.then_some(&s.name))
+            })
+            .cloned()
     }
 
     /// s3s's authenticator over the current secrets.
@@ -322,15 +352,24 @@ fn decide<'c>(
             return Err(("anonymous", Denied("signature required")));
         }
         Caller::Anonymous => &rules.anonymous,
+        Caller::EventSender(name) => match rules.event_senders.iter().find(|s| s.name == name) {
+            Some(sender) => &sender.grants,
+            None => return Err(("unknown", Denied("unknown event sender"))),
+        },
     };
     if grants.iter().any(|g| grant_covers(g, action, target)) {
         return Ok(());
     }
     let label = match caller {
-        Caller::AccessKey(key) => key,
+        Caller::AccessKey(key) | Caller::EventSender(key) => key,
         Caller::Anonymous => "anonymous",
     };
     Err((label, Denied("not granted")))
+}
+
+/// Equality of two byte strings in time that depends only on their lengths.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn credentials_of(identities: &Identities) -> Vec<crate::config::Credentials> {
@@ -484,6 +523,11 @@ allow = [{ actions = ["read", "list", "write", "admin"], on = ["media"] }]
 
 [anonymous]
 allow = [{ actions = ["read"], on = ["site"] }]
+
+[[event-sender]]
+name = "minio"
+token = "hook-secret"
+on = ["media/thumbs/"]
 "#;
         let mut ids = Identities::parse(file, |_| None).unwrap();
         ids.add_full_access(Credentials {
@@ -564,6 +608,52 @@ allow = [{ actions = ["read"], on = ["site"] }]
             none.authorize(Caller::Anonymous, Action::Read, Target::Object("site", "k"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn event_senders_are_named_by_token_and_held_to_their_grants() {
+        let a = authorizer();
+        assert!(a.has_event_senders());
+        assert_eq!(a.event_sender(Some("Bearer hook-secret")).as_deref(), Some("minio"));
+        for bad in [
+            None,
+            Some("hook-secret"),
+            Some("Bearer hook-secre"),
+            Some("Bearer hook-secrett"),
+            Some("bearer hook-secret"),
+            Some("Bearer s"),
+        ] {
+            assert_eq!(a.event_sender(bad), None, "{bad:?}");
+        }
+        let minio = Caller::EventSender("minio");
+        assert!(
+            a.authorize(minio, Action::Notify, Target::Object("media", "thumbs/a"))
+                .is_ok()
+        );
+        assert!(
+            a.authorize(minio, Action::Notify, Target::Object("media", "b"))
+                .is_err()
+        );
+        assert!(
+            a.authorize(minio, Action::Read, Target::Object("media", "thumbs/a"))
+                .is_err()
+        );
+        // S3 identities, even with full access, cannot notify; senders cannot be S3 callers.
+        assert!(
+            a.authorize(
+                Caller::AccessKey("full"),
+                Action::Notify,
+                Target::Object("media", "thumbs/a")
+            )
+            .is_err()
+        );
+        assert!(
+            a.authorize(Caller::EventSender("full"), Action::Notify, Target::Object("x", "k"))
+                .is_err()
+        );
+        assert!(!a.sees_bucket(minio, "media"));
+        a.reload(Identities::default());
+        assert!(!a.has_event_senders() && a.event_sender(Some("Bearer hook-secret")).is_none());
     }
 
     #[test]

@@ -170,8 +170,6 @@ impl Default for CachePolicy {
 /// Event notifications (webhook, SQS) and warm-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventsConfig {
-    /// Enables `POST /events` on the admin listener for requests bearing this token.
-    pub webhook_token: Option<String>,
     /// Polls this queue.
     pub sqs: Option<SqsConfig>,
     /// What created objects are hydrated.
@@ -221,6 +219,9 @@ pub struct ClientAuth {
     /// Identities with their own rules (TOML, see [`crate::identities`]); reloaded on SIGHUP
     /// and when it changes.
     pub identities_file: Option<PathBuf>,
+    /// An event sender whose events may touch every object: `POST /events` on the admin
+    /// listener accepts requests bearing this token (the file can name more senders).
+    pub webhook_token: Option<String>,
 }
 
 /// Everything `serve` needs.

@@ -99,9 +99,10 @@ impl Front {
     /// The S3 error to answer with.
     pub async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
         let caller = auth::caller(&req);
+        // s3s names only signed and unsigned callers.
         let owned_caller = match caller {
-            auth::Caller::Anonymous => None,
             auth::Caller::AccessKey(k) => Some(k.to_owned()),
+            auth::Caller::Anonymous | auth::Caller::EventSender(_) => None,
         };
         let mut resp = self
             .pass("ListBuckets", self.engine.origin().s3().list_buckets(req))

@@ -18,6 +18,11 @@
 //!
 //! [anonymous]                          # optional: unsigned requests
 //! allow = [{ actions = ["read"], on = ["public-site"] }]
+//!
+//! [[event-sender]]                     # optional: who may POST /events on the admin listener
+//! name = "minio"
+//! token-env = "MINIO_WEBHOOK_TOKEN"    # or: token = "…" (sent as `Authorization: Bearer …`)
+//! on = ["media", "logs/2026/"]         # the objects its events may invalidate or hydrate
 //! ```
 //!
 //! `on` names a bucket (`media`), a key prefix in a bucket (`media/thumbs/`) or everything
@@ -43,10 +48,13 @@ pub enum Action {
     Write,
     /// Anything else: bucket creation, deletion and configuration.
     Admin,
+    /// Tells the cache that an object changed at the origin (an event notification). Only
+    /// event senders hold it; it is not an S3 operation.
+    Notify,
 }
 
 impl Action {
-    /// Every action.
+    /// Every action an S3 request can take.
     pub const ALL: [Self; 4] = [Self::Read, Self::List, Self::Write, Self::Admin];
 
     /// The name used in files and metrics.
@@ -57,6 +65,7 @@ impl Action {
             Self::List => "list",
             Self::Write => "write",
             Self::Admin => "admin",
+            Self::Notify => "notify",
         }
     }
 }
@@ -180,6 +189,29 @@ pub struct OriginIdentity {
 /// How long an origin's authorization of a read is kept by default.
 pub const DEFAULT_RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A sender of event notifications to the webhook: it proves itself with a bearer token, and
+/// its events are applied only to the objects it is granted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventSender {
+    /// Its name, used in logs and metrics.
+    pub name: String,
+    /// The bearer token it sends.
+    pub token: String,
+    /// [`Action::Notify`] on what its events may touch.
+    pub grants: Vec<Grant>,
+}
+
+impl std::fmt::Debug for EventSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSender")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name of the event sender given by `--webhook-token`.
+pub const WEBHOOK_TOKEN_SENDER: &str = "webhook-token";
+
 /// Every identity, and what unsigned requests may do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identities {
@@ -187,6 +219,8 @@ pub struct Identities {
     pub identities: BTreeMap<String, Identity>,
     /// Grants of unsigned requests (none: unsigned requests are refused).
     pub anonymous: Vec<Grant>,
+    /// Who may post event notifications (none: the webhook is off).
+    pub event_senders: Vec<EventSender>,
 }
 
 /// An identities file that cannot be used.
@@ -211,6 +245,17 @@ struct FileDoc {
     #[serde(default)]
     identity: Vec<FileIdentity>,
     anonymous: Option<FileAnonymous>,
+    #[serde(default, rename = "event-sender")]
+    event_sender: Vec<FileEventSender>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileEventSender {
+    name: String,
+    token: Option<String>,
+    token_env: Option<String>,
+    on: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,15 +303,22 @@ fn grants(identity: &str, allow: Vec<FileGrant>) -> Result<Vec<Grant>, Identitie
             if g.actions.is_empty() || g.on.is_empty() {
                 return Err(invalid("a grant needs at least one action and one resource".to_owned()));
             }
-            let on =
-                g.on.iter()
-                    .map(|r| Resource::parse(r).map_err(|e| invalid(format!("invalid resource {e}"))))
-                    .collect::<Result<_, _>>()?;
+            if g.actions.contains(&Action::Notify) {
+                return Err(invalid(
+                    "\"notify\" is for event senders ([[event-sender]]), not S3 identities".to_owned(),
+                ));
+            }
             Ok(Grant {
                 actions: g.actions.into_iter().collect(),
-                on,
+                on: resources(&g.on).map_err(invalid)?,
             })
         })
+        .collect()
+}
+
+fn resources(on: &[String]) -> Result<Vec<Resource>, String> {
+    on.iter()
+        .map(|r| Resource::parse(r).map_err(|e| format!("invalid resource {e}")))
         .collect()
 }
 
@@ -329,7 +381,44 @@ impl Identities {
         if let Some(anon) = doc.anonymous {
             out.anonymous = grants("anonymous", anon.allow)?;
         }
+        for sender in doc.event_sender {
+            let invalid = |reason: String| IdentitiesError::Invalid {
+                identity: format!("event-sender {}", sender.name),
+                reason,
+            };
+            if sender.name.is_empty() || out.event_senders.iter().any(|s| s.name == sender.name) {
+                return Err(invalid(
+                    "a name that is not empty and not used twice is needed".to_owned(),
+                ));
+            }
+            if sender.on.is_empty() {
+                return Err(invalid("`on` must name at least one resource".to_owned()));
+            }
+            let token = secret_of(sender.token, sender.token_env, &env)
+                .map_err(|e| invalid(e.replace("secret-key", "token").replace("secret-env", "token-env")))?;
+            let on = resources(&sender.on).map_err(invalid)?;
+            out.event_senders.push(EventSender {
+                name: sender.name,
+                token,
+                grants: vec![Grant {
+                    actions: [Action::Notify].into_iter().collect(),
+                    on,
+                }],
+            });
+        }
         Ok(out)
+    }
+
+    /// Adds the event sender of `--webhook-token`: its events may touch every object.
+    pub fn add_webhook_token(&mut self, token: String) {
+        self.event_senders.push(EventSender {
+            name: WEBHOOK_TOKEN_SENDER.to_owned(),
+            token,
+            grants: vec![Grant {
+                actions: [Action::Notify].into_iter().collect(),
+                on: vec![Resource::Everything],
+            }],
+        });
     }
 
     /// Adds a full-access identity (`--access-key`/`--secret-key`); an identity of the file
@@ -452,10 +541,37 @@ allow = [{ actions = ["read"], on = ["public"] }]
     #[test]
     fn the_example_file_loads() {
         let text = include_str!("../../../examples/identities.toml");
-        let ids = Identities::parse(text, |var| (var == "ANALYTICS_SECRET").then(|| "s".to_owned())).unwrap();
+        let env = |var: &str| {
+            ["ANALYTICS_SECRET", "MINIO_WEBHOOK_TOKEN"]
+                .contains(&var)
+                .then(|| "s".to_owned())
+        };
+        let ids = Identities::parse(text, env).unwrap();
         assert_eq!(ids.identities.len(), 4);
         assert!(ids.identities["team-b"].origin.is_some());
         assert_eq!(ids.anonymous.len(), 1);
+        assert_eq!(ids.event_senders.len(), 1);
+    }
+
+    #[test]
+    fn event_senders_parse_and_bad_ones_are_named() {
+        let text = "[[event-sender]]\nname = \"minio\"\ntoken-env = \"UP_SECRET\"\non = [\"media/thumbs/\"]\n";
+        let ids = Identities::parse(text, env).unwrap();
+        let sender = &ids.event_senders[0];
+        assert_eq!((sender.name.as_str(), sender.token.as_str()), ("minio", "up-secret"));
+        assert!(sender.grants[0].actions.contains(&Action::Notify));
+        assert!(
+            sender.grants[0].on[0].covers_key("media", "thumbs/a") && !sender.grants[0].on[0].covers_key("media", "a")
+        );
+        assert!(!format!("{sender:?}").contains("up-secret"), "the token is not logged");
+        let err = |text: &str| Identities::parse(text, env).unwrap_err().to_string();
+        assert!(err("[[event-sender]]\nname = \"m\"\non = [\"*\"]\n").contains("exactly one of token and token-env"));
+        assert!(err("[[event-sender]]\nname = \"m\"\ntoken = \"t\"\non = []\n").contains("at least one resource"));
+        assert!(err("[[event-sender]]\nname = \"m\"\ntoken = \"t\"\n").contains("line"));
+        let twice = "[[event-sender]]\nname = \"m\"\ntoken = \"t\"\non = [\"*\"]\n".repeat(2);
+        assert!(err(&twice).contains("used twice"));
+        let notify_for_s3 = "[[identity]]\naccess-key = \"a\"\nsecret-key = \"s\"\nallow = [{ actions = [\"notify\"], on = [\"*\"] }]\n";
+        assert!(err(notify_for_s3).contains("event senders"));
     }
 
     #[test]

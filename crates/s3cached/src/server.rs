@@ -128,7 +128,7 @@ impl Server {
         let admin_state = Arc::new(Admin::new(
             Arc::clone(&engine),
             Arc::clone(&applier),
-            config.events.webhook_token.clone(),
+            Arc::clone(&authorizer),
         ));
         Ok(Self {
             listener,

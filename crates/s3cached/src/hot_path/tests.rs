@@ -40,7 +40,7 @@ pub(super) fn setup(allow_anonymous: bool) -> Setup {
             secret_key: SECRET_KEY.to_owned(),
         }],
         allow_anonymous,
-        identities_file: None,
+        ..ClientAuth::default()
     };
     setup_with(crate::auth::rules_of(&auth).expect("rules"))
 }
