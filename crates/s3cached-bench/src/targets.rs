@@ -222,6 +222,7 @@ impl Targets {
         let memory = MemoryConfig {
             capacity,
             eviction: EvictionPolicy::Lru,
+            ..MemoryConfig::default()
         };
         let redis = || -> anyhow::Result<RedisConfig> {
             let url = self

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
-    ApplyConfig, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials, DEFAULT_REDIS_CONNECTIONS,
-    EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget,
-    ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
+    ApplyConfig, BlockPolicy, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials,
+    DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig,
+    RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
 };
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
@@ -124,6 +124,28 @@ pub struct ServeArgs {
     /// Largest object cached; larger ones stream through without being buffered.
     #[arg(long, env = "S3CACHED_MAX_OBJECT_SIZE", default_value = "8MiB")]
     max_object_size: ByteSize,
+
+    /// Size of the blocks that objects larger than --max-object-size, and ranged reads, are
+    /// cached in (whatever range a client asks for, whole aligned blocks are read).
+    #[arg(long, env = "S3CACHED_BLOCK_SIZE", default_value = "1MiB")]
+    block_size: ByteSize,
+
+    /// Largest object cached as blocks (0 turns blocks off); larger ones stream through.
+    #[arg(long, env = "S3CACHED_MAX_BLOCK_CACHED_OBJECT_SIZE", default_value = "5GiB")]
+    max_block_cached_object_size: ByteSize,
+
+    /// Memory for blocks, besides --memory-capacity (blocks also go to Redis with a Redis tier).
+    #[arg(long, env = "S3CACHED_BLOCK_MEMORY_CAPACITY", default_value = "512MiB")]
+    block_memory_capacity: ByteSize,
+
+    /// Bytes of block reads from the origin in flight at once, process-wide; reads past it
+    /// stream from the origin uncached.
+    #[arg(long, env = "S3CACHED_BLOCK_IN_FLIGHT", default_value = "256MiB")]
+    block_in_flight: ByteSize,
+
+    /// Bytes that read-ahead for sequential readers may have in flight (0 turns it off).
+    #[arg(long, env = "S3CACHED_PREFETCH_BUDGET", default_value = "64MiB")]
+    prefetch_budget: ByteSize,
 
     /// Lifetime of a cache entry (e.g. 30s, 5m, 1h), or `none` to keep entries until evicted.
     /// Bounds staleness for objects written to the origin without going through s3cached.
@@ -363,6 +385,12 @@ impl ServeArgs {
                 self.memory_capacity
             );
         }
+        if self.block_size.bytes() < 4096 || self.block_size.bytes() > 64 << 20 {
+            bail!(
+                "invalid --block-size {}: must be between 4KiB and 64MiB",
+                self.block_size
+            );
+        }
         let redis_target = match (self.redis_url, self.redis_cluster.is_empty()) {
             (Some(url), _) => Some(RedisTarget::Standalone { url }),
             (None, false) => Some(RedisTarget::Cluster {
@@ -431,6 +459,7 @@ impl ServeArgs {
             },
             memory: MemoryConfig {
                 capacity: self.memory_capacity.bytes(),
+                block_capacity: self.block_memory_capacity.bytes(),
                 eviction: match self.eviction {
                     Eviction::Lru => EvictionPolicy::Lru,
                     Eviction::TinyLfu => EvictionPolicy::TinyLfu,
@@ -446,6 +475,14 @@ impl ServeArgs {
                     stale_while_revalidate: self.stale_while_revalidate.into(),
                     stale_if_error: self.stale_if_error.into(),
                     negative_ttl: parse_negative_ttl(&self.negative_ttl)?,
+                },
+                blocks: BlockPolicy {
+                    block_size: self.block_size.bytes(),
+                    max_object_size: self.max_block_cached_object_size.bytes(),
+                    coalesce: BlockPolicy::default().coalesce.max(self.block_size.bytes()),
+                    in_flight: self.block_in_flight.bytes(),
+                    prefetch_budget: self.prefetch_budget.bytes(),
+                    prefetch_max_window: BlockPolicy::default().prefetch_max_window.max(self.block_size.bytes()),
                 },
             },
             shutdown_grace: self.shutdown_grace.into(),

@@ -66,6 +66,41 @@ pub struct CachePolicy {
     pub ttl_rules: Vec<TtlRule>,
     /// Freshness after the TTL ran out (revalidation, stale serving, negative caching).
     pub freshness: Freshness,
+    /// Objects above `max_object_size` and ranged reads, cached as blocks.
+    pub blocks: BlockPolicy,
+}
+
+/// How large objects and ranged reads are cached as fixed-size aligned blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockPolicy {
+    /// Size of a block (every block but an object's last).
+    pub block_size: u64,
+    /// Objects up to this size are cached as blocks (0: blocks are off); larger ones stream
+    /// through uncached.
+    pub max_object_size: u64,
+    /// Contiguous missing blocks are read from the origin in one ranged GET of up to this
+    /// many bytes.
+    pub coalesce: u64,
+    /// Bytes of block reads in flight (origin fetches not yet stored), process-wide. A read
+    /// that would go over streams from the origin uncached instead.
+    pub in_flight: u64,
+    /// Bytes that sequential read-ahead may have in flight, process-wide (0: no read-ahead).
+    pub prefetch_budget: u64,
+    /// Largest read-ahead window of one sequential reader.
+    pub prefetch_max_window: u64,
+}
+
+impl Default for BlockPolicy {
+    fn default() -> Self {
+        Self {
+            block_size: 1 << 20,
+            max_object_size: 5 << 30,
+            coalesce: 8 << 20,
+            in_flight: 256 << 20,
+            prefetch_budget: 64 << 20,
+            prefetch_max_window: 16 << 20,
+        }
+    }
 }
 
 /// What happens when an entry's TTL runs out, and whether absences are cached.
@@ -163,6 +198,7 @@ impl Default for CachePolicy {
             ttl: Some(Duration::from_secs(300)),
             ttl_rules: Vec::new(),
             freshness: Freshness::default(),
+            blocks: BlockPolicy::default(),
         }
     }
 }
@@ -196,6 +232,8 @@ pub enum TierConfig {
 pub struct MemoryConfig {
     /// Capacity in weighted bytes.
     pub capacity: u64,
+    /// Capacity of the block cache (large objects and ranged reads), in bytes.
+    pub block_capacity: u64,
     /// Eviction policy.
     pub eviction: EvictionPolicy,
 }
@@ -204,6 +242,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             capacity: 256 << 20,
+            block_capacity: crate::tier::memory::DEFAULT_BLOCK_CAPACITY,
             eviction: EvictionPolicy::Lru,
         }
     }

@@ -79,8 +79,9 @@ pub struct ObjectMeta {
     pub checksum_type: Option<s3s::dto::ChecksumType>,
 }
 
-/// A cached object: metadata plus the whole body, shared without copying; or the origin's
-/// "no such key" for it (negative caching).
+/// A cached object: metadata plus the whole body, shared without copying; metadata only, for
+/// an object whose bytes are cached as blocks ([`crate::block`]); or the origin's "no such
+/// key" for it (negative caching).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Metadata to answer GET/HEAD with.
@@ -92,6 +93,9 @@ pub struct Entry {
     pub validated_at: SystemTime,
     /// The origin answered NoSuchKey: this entry stands for the object's absence.
     pub missing: bool,
+    /// The body is not here (it is empty): the object's bytes are cached as blocks, keyed
+    /// by this metadata's ETag.
+    pub in_blocks: bool,
     /// The hot path's GetObject response headers for this entry, rendered on its first hit.
     pub hit_headers: HitHeaders,
 }
@@ -147,8 +151,24 @@ impl Entry {
             body,
             validated_at: now_millis(),
             missing: false,
+            in_blocks: false,
             hit_headers: HitHeaders::default(),
         }
+    }
+
+    /// The metadata of an object whose bytes are cached as blocks, validated now.
+    #[must_use]
+    pub fn in_blocks(meta: ObjectMeta) -> Self {
+        Self {
+            in_blocks: true,
+            ..Self::new(meta, Bytes::new())
+        }
+    }
+
+    /// True when the entry holds the object's whole body.
+    #[must_use]
+    pub fn has_body(&self) -> bool {
+        !self.missing && !self.in_blocks
     }
 
     /// A negative entry: the origin said the object does not exist.
@@ -159,6 +179,7 @@ impl Entry {
             body: Bytes::new(),
             validated_at: now_millis(),
             missing: true,
+            in_blocks: false,
             hit_headers: HitHeaders::default(),
         }
     }

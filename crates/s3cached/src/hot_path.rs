@@ -222,6 +222,10 @@ impl HotPath {
         started: Instant,
         count_hit: bool,
     ) -> Option<HttpResponse> {
+        if get && entry.in_blocks {
+            // The bytes are blocks, read (and perhaps fetched) by the full path.
+            return None;
+        }
         let render = || hit_headers::render(&entry.meta, &HitView::plain(get, checksums))?.complete();
         let mut headers = match (get, checksums) {
             (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod block;
 pub mod conditional;
 pub mod config;
 pub mod engine;

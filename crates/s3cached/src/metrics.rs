@@ -147,6 +147,13 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     poison_messages: Counter,
     authorization_denials: Family<DenialLabels, Counter>,
+    block_hits: Family<Tier, Counter>,
+    block_misses: Family<Tier, Counter>,
+    block_bytes_served: Family<Source, Counter>,
+    block_origin_fetches: Counter,
+    block_origin_fetch_blocks: Counter,
+    block_bypasses: Family<Reason, Counter>,
+    prefetch_blocks: Family<FillResult, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -305,6 +312,48 @@ impl Metrics {
             "Requests refused with AccessDenied by s3cached's own authorization, by identity and action",
             authorization_denials.clone(),
         );
+        let block_hits = Family::<Tier, Counter>::default();
+        r.register(
+            "block_hits",
+            "Blocks of large or ranged reads found in a tier, by the tier that held them",
+            block_hits.clone(),
+        );
+        let block_misses = Family::<Tier, Counter>::default();
+        r.register(
+            "block_misses",
+            "Blocks of large or ranged reads not found in the tier (read from the origin)",
+            block_misses.clone(),
+        );
+        let block_bytes_served = Family::<Source, Counter>::default();
+        r.register(
+            "block_bytes_served",
+            "Body bytes of answers made from blocks, by where each block came from (memory, redis, origin)",
+            block_bytes_served.clone(),
+        );
+        let block_origin_fetches = Counter::default();
+        r.register(
+            "block_origin_fetches",
+            "Ranged origin GETs that read missing blocks (contiguous missing blocks share one)",
+            block_origin_fetches.clone(),
+        );
+        let block_origin_fetch_blocks = Counter::default();
+        r.register(
+            "block_origin_fetch_blocks",
+            "Blocks those origin GETs asked for (divided by the fetches: blocks per coalesced request)",
+            block_origin_fetch_blocks.clone(),
+        );
+        let block_bypasses = Family::<Reason, Counter>::default();
+        r.register(
+            "block_bypasses",
+            "Reads that could have used blocks but went to the origin uncached: in_flight_limit (too many bytes in flight)",
+            block_bypasses.clone(),
+        );
+        let prefetch_blocks = Family::<FillResult, Counter>::default();
+        r.register(
+            "prefetch_blocks",
+            "Blocks read ahead of sequential readers: issued, used (read by a client later), wasted (evicted or expired unread)",
+            prefetch_blocks.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             requests,
@@ -331,6 +380,13 @@ impl Metrics {
             events,
             poison_messages,
             authorization_denials,
+            block_hits,
+            block_misses,
+            block_bytes_served,
+            block_origin_fetches,
+            block_origin_fetch_blocks,
+            block_bypasses,
+            prefetch_blocks,
         }
     }
 
@@ -406,6 +462,39 @@ impl Metrics {
     /// Records body bytes sent to a client.
     pub fn served(&self, source: &'static str, bytes: u64) {
         self.bytes_served.get_or_create(&Source { source }).inc_by(bytes);
+    }
+
+    /// Records a block found in `tier`.
+    pub fn block_hit(&self, tier: &'static str) {
+        self.block_hits.get_or_create(&Tier { tier }).inc();
+    }
+
+    /// Records a block `tier` did not hold.
+    pub fn block_miss(&self, tier: &'static str) {
+        self.block_misses.get_or_create(&Tier { tier }).inc();
+    }
+
+    /// Records body bytes of a block answer that came from `source`.
+    pub fn block_served(&self, source: &'static str, bytes: u64) {
+        self.block_bytes_served.get_or_create(&Source { source }).inc_by(bytes);
+    }
+
+    /// Records one ranged origin GET for `blocks` missing blocks.
+    pub fn block_origin_fetch(&self, blocks: u64) {
+        self.block_origin_fetches.inc();
+        self.block_origin_fetch_blocks.inc_by(blocks);
+    }
+
+    /// Records a read that went to the origin uncached instead of through blocks.
+    pub fn block_bypass(&self, reason: &'static str) {
+        self.block_bypasses.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records read-ahead blocks: `issued`, `used` or `wasted`.
+    pub fn prefetch(&self, result: &'static str, blocks: u64) {
+        self.prefetch_blocks
+            .get_or_create(&FillResult { result })
+            .inc_by(blocks);
     }
 
     /// Records the outcome of a fill.

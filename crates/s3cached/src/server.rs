@@ -318,11 +318,14 @@ async fn build_tier(
     metrics: &Arc<Metrics>,
 ) -> Arc<dyn CacheTier> {
     let memory = || {
-        Arc::new(MemoryTier::new(
-            config.memory.capacity,
-            config.memory.eviction,
-            Some(Arc::clone(metrics)),
-        ))
+        Arc::new(
+            MemoryTier::new(
+                config.memory.capacity,
+                config.memory.eviction,
+                Some(Arc::clone(metrics)),
+            )
+            .with_block_capacity(config.memory.block_capacity),
+        )
     };
     match &config.tier {
         TierConfig::Memory => memory(),

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use s3s::dto::GetObjectInput;
+use s3s::dto::{GetObjectInput, HeadObjectInput};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use tracing::{debug, warn};
 
@@ -49,6 +49,59 @@ impl Engine {
             move || async move { engine.fill(fill_key, token, validator).await },
             || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
         )
+    }
+
+    /// Joins or starts the single-flight fill of `key` for a ranged GET or a HEAD that missed:
+    /// the origin is asked for the object's metadata first, and a small object is then read
+    /// whole, while a large one is cached as metadata whose bytes are read as blocks.
+    pub(super) fn start_fill_by_head(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        token: FillToken,
+    ) -> (Flight<FillOutcome>, bool) {
+        let engine = Arc::clone(self);
+        let fill_key = key.clone();
+        self.flights.join_or_start(
+            key,
+            move || async move { engine.fill_by_head(fill_key, token).await },
+            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
+        )
+    }
+
+    async fn fill_by_head(self: Arc<Self>, key: CacheKey, token: FillToken) -> FillOutcome {
+        let snapshot = self.guard.snapshot();
+        let input = match HeadObjectInput::builder()
+            .bucket(key.bucket().to_owned())
+            .key(key.key().to_owned())
+            .version_id(key.version().map(str::to_owned))
+            .checksum_mode(Some(s3s::dto::ChecksumMode::from_static(
+                s3s::dto::ChecksumMode::ENABLED,
+            )))
+            .build()
+        {
+            Ok(input) => input,
+            Err(e) => return FillOutcome::Failed(OriginFailure::internal(e.to_string())),
+        };
+        let output = match self
+            .origin
+            .call_read("HeadObject", self.origin.s3().head_object(origin::request(input)))
+            .await
+        {
+            Ok(resp) => resp.output,
+            Err(e) => return self.fill_failed(key, token, snapshot, None, &e).await,
+        };
+        let meta = ObjectMeta::from_head_output(&output);
+        let cacheable = output.content_length.is_some() && output.sse_customer_algorithm.is_none();
+        if cacheable && meta.size <= self.max_object_size() {
+            return self.fill(key, token, None).await;
+        }
+        if cacheable && self.blocks.takes(meta.size) && meta.e_tag.is_some() {
+            let entry = Arc::new(Entry::in_blocks(meta));
+            self.store(key, Arc::clone(&entry), snapshot, token).await;
+            return FillOutcome::Cached(entry);
+        }
+        self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
+        FillOutcome::Stream(Arc::new(Mutex::new(None)))
     }
 
     /// stale-while-revalidate: one background revalidation per key; nothing waits for it.
@@ -97,6 +150,10 @@ impl Engine {
         if !cacheable || meta.size > self.max_object_size() {
             self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
             debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
+            if cacheable && self.blocks.takes(meta.size) && meta.e_tag.is_some() {
+                // This answer streams through; the next reads of the object come from blocks.
+                self.store(key, Arc::new(Entry::in_blocks(meta)), snapshot, token).await;
+            }
             return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
         }
         let bytes = match body::collect(output.body.take(), meta.size).await {

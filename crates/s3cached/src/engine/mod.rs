@@ -2,6 +2,7 @@
 //! its work is split by path:
 //!
 //! - [`read`]: GetObject and HeadObject (lookup, answer from the entry or the origin);
+//! - [`blocks`]: GETs of objects cached as blocks (large objects, ranged reads);
 //! - [`fill`]: single-flight fills from the origin, revalidation, hydration;
 //! - [`store`]: the tier side (lookups, guarded inserts, invalidations);
 //! - [`mod@forward`]: requests forwarded as the client sent them (invalidation and
@@ -10,6 +11,7 @@
 //! - [`freshness`]: TTLs, retention and stale serving;
 //! - [`flight`], [`outcome`], [`body`]: single flight, fill results, body capture.
 
+pub mod blocks;
 pub mod body;
 pub mod fill;
 pub mod flight;
@@ -54,6 +56,7 @@ pub struct Engine {
     freshness: Arc<FreshnessRules>,
     guard: Arc<WriteGuard>,
     flights: Arc<Flights<FillOutcome>>,
+    blocks: blocks::Blocks,
 }
 
 impl Engine {
@@ -75,6 +78,7 @@ impl Engine {
         freshness: Arc<FreshnessRules>,
         guard: Arc<WriteGuard>,
     ) -> Arc<Self> {
+        let blocks = blocks::Blocks::new(freshness.policy().blocks.clone(), &metrics);
         Arc::new(Self {
             origin,
             tier,
@@ -82,6 +86,7 @@ impl Engine {
             freshness,
             guard,
             flights: Arc::new(Flights::new()),
+            blocks,
         })
     }
 

@@ -17,6 +17,7 @@ use http::HeaderValue;
 use s3s::dto::{GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, StreamingBlob};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
+use super::blocks::BlocksAnswer;
 use super::freshness::Age;
 use super::outcome::FillOutcome;
 use super::{CACHE_STATUS_HEADER, Engine, hit_header};
@@ -71,11 +72,19 @@ fn no_such_key() -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
 }
 
+/// 416, with the `Content-Range: bytes */size` RFC 9110 asks for (S3-compatible origins send
+/// it too).
 fn invalid_range(size: u64) -> S3Error {
-    S3Error::with_message(
+    let mut e = S3Error::with_message(
         S3ErrorCode::InvalidRange,
         format!("The requested range is not satisfiable for an object of {size} bytes"),
-    )
+    );
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        headers.insert(http::header::CONTENT_RANGE, v);
+    }
+    e.set_headers(headers);
+    e
 }
 
 /// The span of `request`'s range in an object of `size` bytes (`None`: the whole object).
@@ -150,9 +159,16 @@ impl Engine {
     ///
     /// # Errors
     /// The origin's error for the object, `PreconditionFailed`, or `InvalidRange`.
-    pub async fn get_object(
+    pub async fn get_object(self: &Arc<Self>, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        self.get_object_once(req, true).await
+    }
+
+    /// [`Self::get_object`]; `may_retry` once after finding, while reading its blocks, that the
+    /// object changed at the origin.
+    async fn get_object_once(
         self: &Arc<Self>,
         mut req: S3Request<GetObjectInput>,
+        may_retry: bool,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let request = ReadRequest::of(&req.input);
         let Some(key) = request.cache_key().cloned() else {
@@ -163,25 +179,36 @@ impl Engine {
         let mut validator = None;
         if let Some(entry) = &lookup.entry {
             match self.freshness.age(&key, entry) {
-                Age::Fresh => return self.answer_get(entry, &request, hit_header(lookup.tier)),
+                Age::Fresh => {
+                    let entry = Arc::clone(entry);
+                    return self
+                        .answer_entry(req, &key, entry, &request, hit_header(lookup.tier), may_retry)
+                        .await;
+                }
                 Age::Stale(past) if !entry.missing && self.freshness.serve_while_revalidating(past) => {
                     self.metrics.stale_served("while_revalidate");
                     self.revalidate_in_background(&key, lookup.token, Arc::clone(entry));
-                    return self.answer_get(entry, &request, hit_header(lookup.tier));
+                    let entry = Arc::clone(entry);
+                    return self
+                        .answer_entry(req, &key, entry, &request, hit_header(lookup.tier), may_retry)
+                        .await;
                 }
                 Age::Stale(_) if !entry.missing && self.freshness.revalidates() => validator = Some(Arc::clone(entry)),
                 Age::Stale(_) => {}
             }
-        } else if request.range.is_some() {
-            // A range of an uncached object: fetch only that range, and cache nothing.
-            return self.origin_get(req, MISS).await;
         }
-        let (flight, leader) = self.start_fill(&key, lookup.token, validator);
+        // A range of an uncached object: its metadata first, then the whole object when it
+        // is small, or the blocks the range needs when it is large.
+        let (flight, leader) = if lookup.entry.is_none() && request.range.is_some() {
+            self.start_fill_by_head(&key, lookup.token)
+        } else {
+            self.start_fill(&key, lookup.token, validator)
+        };
         if !leader {
             self.metrics.singleflight_wait();
         }
         match flight.await {
-            FillOutcome::Cached(entry) => self.answer_get(&entry, &request, MISS),
+            FillOutcome::Cached(entry) => self.answer_entry(req, &key, entry, &request, MISS, may_retry).await,
             FillOutcome::Failed(failure) => Err(failure.to_error()),
             FillOutcome::Stream(slot) => {
                 // The slot holds the whole object: a ranged request asks the origin for its range.
@@ -195,6 +222,45 @@ impl Engine {
                     None => self.origin_get(req, MISS).await,
                 }
             }
+        }
+    }
+
+    /// The answer from `entry`: from its body, or from its blocks.
+    async fn answer_entry(
+        self: &Arc<Self>,
+        req: S3Request<GetObjectInput>,
+        key: &CacheKey,
+        entry: Arc<Entry>,
+        request: &ReadRequest,
+        header: HeaderValue,
+        may_retry: bool,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        if !entry.in_blocks || entry.missing {
+            return self.answer_get(&entry, request, header);
+        }
+        let meta = &entry.meta;
+        check_conditions(&request.conditions, meta, &header)?;
+        let span = span_of(request, meta.size)?;
+        let view = HitView {
+            get: true,
+            checksums: request.checksums,
+            span: span.as_ref(),
+            overrides: &request.overrides,
+        };
+        let (headers, metadata) = hit_headers(meta, &view)?;
+        let out = GetObjectOutput {
+            content_range: span.as_ref().map(|s| range::content_range(s, meta.size)),
+            metadata,
+            ..GetObjectOutput::default()
+        };
+        let whole = span.unwrap_or(0..meta.size);
+        match self
+            .answer_from_blocks(key, &entry, whole, out, headers, header)
+            .await?
+        {
+            BlocksAnswer::Answer(resp) => Ok(*resp),
+            BlocksAnswer::Changed if may_retry => Box::pin(self.get_object_once(req, false)).await,
+            BlocksAnswer::Changed | BlocksAnswer::Bypass => self.origin_get(req, MISS).await,
         }
     }
 
@@ -212,14 +278,20 @@ impl Engine {
             return self.origin_head(req, BYPASS).await;
         };
         let lookup = self.lookup_for(&mut req.extensions, &key).await;
-        let Some(entry) = lookup.entry.filter(|e| self.freshness.age(&key, e) == Age::Fresh) else {
+        let (entry, hit) = match lookup.entry {
+            Some(entry) if self.freshness.age(&key, &entry) == Age::Fresh => (entry, hit_header(lookup.tier)),
             // HEAD does not revalidate: a stale entry is refreshed by the next GET.
-            return self.origin_head(req, MISS).await;
+            Some(_) => return self.origin_head(req, MISS).await,
+            // A miss fills the object (whole when small, its metadata when large).
+            None => match self.start_fill_by_head(&key, lookup.token).0.await {
+                FillOutcome::Cached(entry) => (entry, MISS),
+                FillOutcome::Failed(failure) => return Err(failure.to_error()),
+                FillOutcome::Stream(_) => return self.origin_head(req, MISS).await,
+            },
         };
         if entry.missing {
             return Err(no_such_key());
         }
-        let hit = hit_header(lookup.tier);
         let meta = &entry.meta;
         check_conditions(&request.conditions, meta, &hit)?;
         let span = span_of(&request, meta.size)?;

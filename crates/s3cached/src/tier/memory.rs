@@ -1,4 +1,6 @@
-//! The in-process memory tier: a byte-weighted moka cache.
+//! The in-process memory tier: a byte-weighted moka cache of entries, and a second one of
+//! blocks ([`crate::block`]) with its own capacity, so a scan of large objects cannot push the
+//! hot small objects out.
 //!
 //! Capacity is counted in bytes ([`Entry::weight`]). Eviction is LRU by default: a
 //! write-through entry must be admitted even when the cache is full, which moka's TinyLFU
@@ -13,7 +15,10 @@ use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy as MokaPolicy;
 use moka::sync::Cache;
 
+use bytes::Bytes;
+
 use super::{CacheTier, FillToken, Lookup, TierError, TierStats};
+use crate::block::BlockKey;
 use crate::config::EvictionPolicy;
 use crate::entry::Entry;
 use crate::key::CacheKey;
@@ -46,10 +51,36 @@ impl Expiry<CacheKey, Slot> for PerEntryTtl {
     }
 }
 
+#[derive(Clone)]
+struct BlockSlot {
+    bytes: Bytes,
+    ttl: Option<Duration>,
+}
+
+struct PerBlockTtl;
+
+impl Expiry<String, BlockSlot> for PerBlockTtl {
+    fn expire_after_create(&self, _key: &String, value: &BlockSlot, _now: Instant) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+/// Default capacity of the block cache when none is given.
+pub const DEFAULT_BLOCK_CAPACITY: u64 = 512 << 20;
+
 /// The in-process tier.
 pub struct MemoryTier {
     cache: Cache<CacheKey, Slot>,
+    blocks: Cache<String, BlockSlot>,
     metrics: Option<Arc<Metrics>>,
+}
+
+fn block_cache(capacity_bytes: u64) -> Cache<String, BlockSlot> {
+    Cache::builder()
+        .max_capacity(capacity_bytes)
+        .weigher(|k: &String, v: &BlockSlot| u32::try_from(v.bytes.len() + k.len() + 64).unwrap_or(u32::MAX))
+        .expire_after(PerBlockTtl)
+        .build()
 }
 
 impl MemoryTier {
@@ -74,7 +105,29 @@ impl MemoryTier {
         }
         Self {
             cache: builder.build(),
+            blocks: block_cache(DEFAULT_BLOCK_CAPACITY),
             metrics,
+        }
+    }
+
+    /// The same tier with a block cache of `capacity_bytes` (0: blocks are not kept here).
+    #[must_use]
+    pub fn with_block_capacity(mut self, capacity_bytes: u64) -> Self {
+        self.blocks = block_cache(capacity_bytes);
+        self
+    }
+
+    /// A block held here, without counting.
+    #[must_use]
+    pub fn peek_block(&self, key: &BlockKey) -> Option<Bytes> {
+        self.blocks.get(key.storage_key()).map(|slot| slot.bytes)
+    }
+
+    /// Stores a block.
+    pub fn put_block_now(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) {
+        if self.blocks.policy().max_capacity() != Some(0) {
+            self.blocks
+                .insert(key.storage_key().to_owned(), BlockSlot { bytes, ttl });
         }
     }
 
@@ -145,10 +198,19 @@ impl CacheTier for MemoryTier {
         Some((self.peek(key)?, NAME))
     }
 
+    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        Ok(self.peek_block(key).map(|b| (b, NAME)))
+    }
+
+    async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
+        self.put_block_now(key, bytes, ttl);
+        Ok(())
+    }
+
     fn stats(&self) -> TierStats {
         TierStats {
-            entries: self.cache.entry_count(),
-            bytes: self.cache.weighted_size(),
+            entries: self.cache.entry_count() + self.blocks.entry_count(),
+            bytes: self.cache.weighted_size() + self.blocks.weighted_size(),
         }
     }
 }
@@ -157,7 +219,6 @@ impl CacheTier for MemoryTier {
 mod tests {
     use super::*;
     use crate::entry::ObjectMeta;
-    use bytes::Bytes;
 
     fn entry(len: usize) -> Arc<Entry> {
         Arc::new(Entry::new(

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use bytes::Bytes;
+
+use crate::block::BlockKey;
 use crate::entry::Entry;
 use crate::key::CacheKey;
 
@@ -172,6 +175,18 @@ pub trait CacheTier: Send + Sync + 'static {
     /// local part. Counts nothing: the caller counts the hit it answers.
     fn peek_local(&self, _key: &CacheKey) -> Option<(Arc<Entry>, &'static str)> {
         None
+    }
+
+    /// A block of an object ([`crate::block`]), with the name of the tier that held it.
+    /// Blocks are immutable (their key names the object's version), so they need no
+    /// invalidation: an overwrite orphans them and eviction or their TTL removes them.
+    async fn get_block(&self, _key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        Ok(None)
+    }
+
+    /// Stores a block for at most `ttl`.
+    async fn put_block(&self, _key: &BlockKey, _bytes: Bytes, _ttl: Option<Duration>) -> Result<(), TierError> {
+        Ok(())
     }
 
     /// Current size, for the `cache_entries` / `cache_bytes` gauges.

@@ -153,6 +153,8 @@ pub struct Header {
     pub validated_at: SystemTime,
     /// A negative entry.
     pub missing: bool,
+    /// The object's bytes are cached as blocks, not with the record.
+    pub in_blocks: bool,
 }
 
 impl Header {
@@ -163,6 +165,7 @@ impl Header {
             meta: entry.meta.clone(),
             validated_at: entry.validated_at,
             missing: entry.missing,
+            in_blocks: entry.in_blocks,
         }
     }
 
@@ -174,6 +177,7 @@ impl Header {
             body,
             validated_at: self.validated_at,
             missing: self.missing,
+            in_blocks: self.in_blocks,
             hit_headers: crate::entry::HitHeaders::default(),
         }
     }
@@ -254,9 +258,20 @@ pub fn encode(header: &Header) -> Vec<u8> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     w.0.extend_from_slice(&millis.to_le_bytes());
-    w.flag(header.missing);
+    // The entry's kind; records written before blocks existed hold only 0 or 1 here.
+    w.0.push(if header.missing {
+        KIND_MISSING
+    } else if header.in_blocks {
+        KIND_IN_BLOCKS
+    } else {
+        KIND_OBJECT
+    });
     w.0
 }
+
+const KIND_OBJECT: u8 = 0;
+const KIND_MISSING: u8 = 1;
+const KIND_IN_BLOCKS: u8 = 2;
 
 /// Decodes a record made by [`encode`].
 ///
@@ -318,7 +333,13 @@ pub fn decode(buf: &[u8]) -> Result<Header, RecordError> {
         meta.metadata = Some(m);
     }
     let validated_at = UNIX_EPOCH + Duration::from_millis(u64::from_le_bytes(r.array()?));
-    let missing = r.flag()?;
+    let at = r.pos;
+    let (missing, in_blocks) = match r.take(1)?[0] {
+        KIND_OBJECT => (false, false),
+        KIND_MISSING => (true, false),
+        KIND_IN_BLOCKS => (false, true),
+        _ => return Err(RecordError::Length(at)),
+    };
     if r.pos != buf.len() {
         return Err(RecordError::Length(r.pos));
     }
@@ -326,6 +347,7 @@ pub fn decode(buf: &[u8]) -> Result<Header, RecordError> {
         meta,
         validated_at,
         missing,
+        in_blocks,
     })
 }
 
@@ -372,6 +394,7 @@ mod tests {
             meta,
             validated_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_456),
             missing,
+            in_blocks: false,
         }
     }
 
@@ -385,9 +408,19 @@ mod tests {
             header(full(), false),
             header(ObjectMeta::default(), true),
             header(weak, false),
+            Header {
+                in_blocks: true,
+                ..header(full(), false)
+            },
         ] {
             assert_eq!(decode(&encode(&h)).unwrap(), h);
         }
+        // A kind byte that names no kind is refused.
+        let mut bad = encode(&header(full(), false));
+        if let Some(last) = bad.last_mut() {
+            *last = 3;
+        }
+        assert!(decode(&bad).is_err());
     }
 
     #[test]
@@ -415,6 +448,13 @@ mod tests {
             ("full", header(full(), false)),
             ("missing", header(ObjectMeta::default(), true)),
             ("weak", header(weak, false)),
+            (
+                "in-blocks",
+                Header {
+                    in_blocks: true,
+                    ..header(full(), false)
+                },
+            ),
         ] {
             std::fs::write(dir.join(format!("seed-{name}")), encode(&h)).expect("write seed");
         }

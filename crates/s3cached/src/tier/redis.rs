@@ -9,6 +9,9 @@
 //! - Invalidation deletes both keys and bumps the generation in one script.
 //! - An entry is served only when body and metadata are both present and agree on the size,
 //!   so an evicted half of an entry is a miss, never a wrong answer.
+//! - Blocks of large objects ([`crate::block`]) are plain values at `s3cached:blk:<digest>`,
+//!   spread over cluster slots; an object cached as blocks keeps only its metadata record
+//!   here (no value at `bucket:key`).
 //! - Objects larger than the inline limit are not stored here (they stay in the memory tier,
 //!   when there is one): Redis never holds one giant value.
 //! - Fail-open: every call is bounded by a timeout; a circuit breaker stops calls to a dead
@@ -33,6 +36,7 @@ use tracing::{info, warn};
 use super::breaker::{Breaker, Permit};
 use super::record;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
+use crate::block::BlockKey;
 use crate::config::{RedisConfig, RedisTarget};
 use crate::entry::Entry;
 use crate::key::{CacheKey, RedisKeys};
@@ -104,14 +108,21 @@ async fn open(target: &RedisTarget, timeout: Duration) -> RedisResult<Conn> {
     }
 }
 
+// ARGV[5] is 1 for an entry whose bytes are blocks: only its metadata is stored, and no
+// body is left at `bucket:key` (readers of that key find nothing rather than old bytes).
 const STORE_SCRIPT: &str = r"
 local g = redis.call('GET', KEYS[3])
 if (g or '') ~= ARGV[1] then return 0 end
-if ARGV[2] == '0' then
+if ARGV[5] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] == '0' then
   redis.call('SET', KEYS[1], ARGV[3])
-  redis.call('SET', KEYS[2], ARGV[4])
 else
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+end
+if ARGV[2] == '0' then
+  redis.call('SET', KEYS[2], ARGV[4])
+else
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[2])
 end
 return 1
@@ -283,18 +294,20 @@ impl CacheTier for RedisTier {
         let mut values: Vec<Option<Vec<u8>>> = self.call(permit, conn.query(&cmd)).await?;
         let generation = parse_generation(values.get(2).and_then(Option::as_deref));
         let token = FillToken { generation, epoch: 0 };
-        let (Some(Some(body)), Some(Some(meta))) = (values.get_mut(0).map(Option::take), values.get(1)) else {
+        let (body, Some(Some(meta))) = (values.get_mut(0).and_then(Option::take), values.get(1)) else {
             self.metrics.miss(NAME);
             return Ok(Lookup::miss(token));
         };
-        let header = match record::decode(meta) {
-            Ok(h) if h.meta.size == body.len() as u64 => h,
-            Ok(_) | Err(_) => {
+        let header = match (record::decode(meta), body) {
+            (Ok(h), None) if h.in_blocks => (h, Vec::new()),
+            (Ok(h), Some(body)) if !h.in_blocks && h.meta.size == body.len() as u64 => (h, body),
+            _ => {
                 // Half an entry (one key evicted, or written by another version): a miss.
                 self.metrics.miss(NAME);
                 return Ok(Lookup::miss(token));
             }
         };
+        let (header, body) = header;
         self.metrics.hit(NAME);
         Ok(Lookup {
             entry: Some(Arc::new(header.with_body(Bytes::from(body)))),
@@ -325,7 +338,8 @@ impl CacheTier for RedisTier {
             .arg(expected)
             .arg(ttl_ms)
             .arg(entry.body.as_ref())
-            .arg(record::encode(&record::Header::of(&entry)));
+            .arg(record::encode(&record::Header::of(&entry)))
+            .arg(if entry.in_blocks { "1" } else { "0" });
         let stored: i64 = self.call(permit, conn.invoke(&inv)).await?;
         Ok(stored == 1)
     }
@@ -357,6 +371,26 @@ impl CacheTier for RedisTier {
             results.extend(futures::future::join_all(calls).await);
         }
         results
+    }
+
+    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        let (mut conn, permit) = self.conn()?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key.storage_key());
+        let value: Option<Vec<u8>> = self.call(permit, conn.query(&cmd)).await?;
+        Ok(value.map(|v| (Bytes::from(v), NAME)))
+    }
+
+    async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
+        let (mut conn, permit) = self.conn()?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key.storage_key()).arg(bytes.as_ref());
+        if let Some(ttl) = ttl {
+            cmd.arg("PX")
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        let () = self.call(permit, conn.query(&cmd)).await?;
+        Ok(())
     }
 
     fn stats(&self) -> TierStats {

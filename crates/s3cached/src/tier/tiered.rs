@@ -15,6 +15,9 @@ use tracing::debug;
 use super::memory::{self, MemoryTier};
 use super::redis::RedisTier;
 use super::{CacheTier, Coherence, FillToken, Lifetimes, Lookup, TierError, TierHealth, TierStats};
+use bytes::Bytes;
+
+use crate::block::BlockKey;
 use crate::entry::Entry;
 use crate::key::CacheKey;
 use crate::metrics::Metrics;
@@ -152,6 +155,23 @@ impl CacheTier for Tiered {
             return None;
         }
         Some((self.l1.peek(key)?, memory::NAME))
+    }
+
+    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        // Blocks never change under their key, so L1 needs no vouching by the bus.
+        if let Some(bytes) = self.l1.peek_block(key) {
+            return Ok(Some((bytes, memory::NAME)));
+        }
+        let found = self.l2.get_block(key).await?;
+        if let Some((bytes, _)) = &found {
+            self.l1.put_block_now(key, bytes.clone(), None);
+        }
+        Ok(found)
+    }
+
+    async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
+        self.l1.put_block_now(key, bytes.clone(), ttl);
+        self.l2.put_block(key, bytes, ttl).await
     }
 
     fn stats(&self) -> TierStats {

@@ -1,0 +1,546 @@
+//! The read path over blocks: GETs of objects cached as fixed-size aligned blocks
+//! ([`crate::block`]), whole or ranged.
+//!
+//! An answer walks the blocks its span touches, in order, in a task of its own that feeds the
+//! response body through a small channel, so a 1 GiB object is never buffered whole. Blocks
+//! are looked up a window at a time; contiguous missing blocks are read from the origin in
+//! one ranged GET (`If-Match` the cached ETag) of up to [`BlockPolicy::coalesce`] bytes, in a
+//! task of its own: a client that hangs up does not cancel a fetch other readers wait on, and
+//! each block is fetched once however many readers want it (single flight per block).
+//!
+//! A 412 from the origin means the object changed: before the first byte is sent the
+//! metadata is dropped and the request is asked again; later, the body is cut short, so an
+//! answer never mixes two versions. Bytes of block fetches in flight are bounded process-wide;
+//! a read that finds the bound reached streams from the origin uncached. Sequential readers
+//! (the next request starts where the last one ended) get read-ahead with a window that
+//! doubles up to a cap, from a budget of its own, so it never delays demand reads.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
+use http::HeaderValue;
+use moka::notification::RemovalCause;
+use s3s::dto::{ETag, GetObjectInput, GetObjectOutput, StreamingBlob};
+use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::debug;
+
+use super::outcome::OriginFailure;
+use super::{CACHE_STATUS_HEADER, Engine};
+use crate::block::{BlockKey, Layout};
+use crate::config::BlockPolicy;
+use crate::entry::Entry;
+use crate::key::CacheKey;
+use crate::origin;
+
+/// Why a block could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BlockError {
+    /// The origin's object is no longer the cached version (412 to `If-Match`).
+    #[error("the object changed at the origin")]
+    Changed,
+    /// The origin failed.
+    #[error("origin read failed: {0:?}")]
+    Origin(OriginFailure),
+    /// The origin's answer did not carry the bytes asked for.
+    #[error("origin answer unusable: {0}")]
+    Body(String),
+}
+
+type BlockResult = Result<(Bytes, &'static str), BlockError>;
+type BlockFlight = Shared<BoxFuture<'static, BlockResult>>;
+
+/// Units of the in-flight semaphores: KiB, so the permits of a large budget fit.
+const UNIT: u64 = 1024;
+
+fn units(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX)
+}
+
+/// What an answer from blocks came to.
+pub(super) enum BlocksAnswer {
+    /// The answer.
+    Answer(Box<S3Response<GetObjectOutput>>),
+    /// The object changed at the origin; the metadata was dropped, ask again.
+    Changed,
+    /// Too many bytes in flight: answer from the origin, uncached.
+    Bypass,
+}
+
+/// One version of one object, as its blocks are read.
+struct Version {
+    key: CacheKey,
+    /// Names the version in block keys: the ETag, and the version id when there is one.
+    tag: String,
+    e_tag: ETag,
+    version_id: Option<String>,
+    layout: Layout,
+    ttl: Option<Duration>,
+}
+
+impl Version {
+    fn block_key(&self, index: u64) -> BlockKey {
+        BlockKey::new(&self.key, &self.tag, self.layout.block_size, index)
+    }
+}
+
+/// A sequential reader of one object version: where its next read is expected, and how far
+/// ahead it is read.
+#[derive(Clone, Copy)]
+struct Reader {
+    next: u64,
+    window: u64,
+}
+
+/// The block machinery's state: flights, budgets and read-ahead bookkeeping.
+pub struct Blocks {
+    policy: BlockPolicy,
+    flights: Mutex<HashMap<BlockKey, BlockFlight>>,
+    in_flight: Arc<Semaphore>,
+    in_flight_units: u32,
+    prefetch_budget: Arc<Semaphore>,
+    readers: moka::sync::Cache<String, Reader>,
+    prefetched: moka::sync::Cache<BlockKey, ()>,
+}
+
+impl Blocks {
+    /// State for `policy`; wasted read-ahead is counted in `metrics`.
+    #[must_use]
+    pub fn new(policy: BlockPolicy, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        let in_flight_units = units(policy.in_flight.max(policy.coalesce).max(policy.block_size));
+        let wasted = Arc::clone(metrics);
+        Self {
+            flights: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(Semaphore::new(in_flight_units as usize)),
+            in_flight_units,
+            prefetch_budget: Arc::new(Semaphore::new(units(policy.prefetch_budget) as usize)),
+            readers: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            prefetched: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .eviction_listener(move |_k, (), cause| {
+                    if matches!(cause, RemovalCause::Expired | RemovalCause::Size) {
+                        wasted.prefetch("wasted", 1);
+                    }
+                })
+                .build(),
+            policy,
+        }
+    }
+
+    /// True when an object of `size` bytes is cached as blocks.
+    #[must_use]
+    pub fn takes(&self, size: u64) -> bool {
+        size > 0 && size <= self.policy.max_object_size
+    }
+
+    fn window_blocks(&self) -> u64 {
+        (self.policy.coalesce / self.policy.block_size.max(1)).max(1)
+    }
+}
+
+/// The response body: blocks as the producer task sends them.
+struct ChannelBody {
+    first: Option<Bytes>,
+    rx: mpsc::Receiver<Result<Bytes, BlockError>>,
+}
+
+impl futures::Stream for ChannelBody {
+    type Item = Result<Bytes, BlockError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Engine {
+    /// The version of the object `entry` describes, when it can be read as blocks.
+    fn version_of(&self, key: &CacheKey, entry: &Entry) -> Option<Arc<Version>> {
+        let e_tag = entry.meta.e_tag.clone()?;
+        let mut tag = match &e_tag {
+            ETag::Strong(v) | ETag::Weak(v) => v.clone(),
+        };
+        if let Some(v) = &entry.meta.version_id {
+            tag.push('|');
+            tag.push_str(v);
+        }
+        Some(Arc::new(Version {
+            key: key.clone(),
+            tag,
+            e_tag,
+            version_id: key.version().map(str::to_owned),
+            layout: Layout::new(entry.meta.size, self.blocks.policy.block_size),
+            ttl: self.freshness.retention_for(key, false),
+        }))
+    }
+
+    /// Answers a GET of `span` (already checked against the object) of the object `entry`
+    /// describes from its blocks, with `headers` as rendered for the hit.
+    pub(super) async fn answer_from_blocks(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        entry: &Entry,
+        span: Range<u64>,
+        mut out: GetObjectOutput,
+        headers: http::HeaderMap,
+        cache_status: HeaderValue,
+    ) -> S3Result<BlocksAnswer> {
+        let Some(version) = self.version_of(key, entry) else {
+            return Ok(BlocksAnswer::Bypass);
+        };
+        let needed = span.end - span.start;
+        if (self.blocks.in_flight.available_permits() as u64)
+            < u64::from(units(needed.min(self.blocks.policy.coalesce)))
+        {
+            self.metrics.block_bypass("in_flight_limit");
+            return Ok(BlocksAnswer::Bypass);
+        }
+        let blocks = version.layout.blocks_of(&span);
+        self.read_ahead(&version, &blocks);
+        let (tx, mut rx) = mpsc::channel(2);
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.produce(version, span, blocks, tx).await });
+        let first = match rx.recv().await {
+            Some(Ok(first)) => Some(first),
+            Some(Err(BlockError::Changed)) => {
+                self.object_changed(key).await;
+                return Ok(BlocksAnswer::Changed);
+            }
+            Some(Err(BlockError::Origin(failure))) => return Err(failure.to_error()),
+            Some(Err(e)) => {
+                return Err(S3Error::with_message(S3ErrorCode::InternalError, e.to_string()));
+            }
+            None => None,
+        };
+        let body = ChannelBody { first, rx };
+        out.body = Some(StreamingBlob::wrap(body));
+        let mut resp = S3Response::new(out);
+        resp.headers = headers;
+        resp.headers.insert(CACHE_STATUS_HEADER, cache_status);
+        Ok(BlocksAnswer::Answer(Box::new(resp)))
+    }
+
+    /// The origin no longer has the cached version: drop the metadata, as a write would.
+    async fn object_changed(&self, key: &CacheKey) {
+        debug!(%key, "object changed at the origin while read as blocks; metadata dropped");
+        let target = super::store::Target {
+            key: key.clone(),
+            version: None,
+        };
+        let _ = self.invalidate("GetObject", &target).await;
+    }
+
+    /// Sends the bytes of `span` (in `blocks`) to `tx`, block by block, fetching what is
+    /// missing a window ahead of what is sent.
+    async fn produce(
+        self: Arc<Self>,
+        version: Arc<Version>,
+        span: Range<u64>,
+        blocks: Range<u64>,
+        tx: mpsc::Sender<Result<Bytes, BlockError>>,
+    ) {
+        let window = self.blocks.window_blocks();
+        let mut pending: VecDeque<(u64, BlockFlight)> = VecDeque::new();
+        let mut next = blocks.start;
+        loop {
+            if (pending.len() as u64) <= window / 2 && next < blocks.end {
+                let upto = (next + window).min(blocks.end);
+                pending.extend(self.plan(&version, next..upto, false).await);
+                next = upto;
+            }
+            let Some((index, flight)) = pending.pop_front() else {
+                return;
+            };
+            match flight.await {
+                Ok((bytes, source)) => {
+                    let part = version.layout.part_in(index, &span);
+                    let Some(piece) = (part.end <= bytes.len()).then(|| bytes.slice(part)) else {
+                        let _ = tx
+                            .send(Err(BlockError::Body("block shorter than its place".into())))
+                            .await;
+                        return;
+                    };
+                    self.metrics.block_served(source, piece.len() as u64);
+                    let from = if source == "origin" { "origin" } else { "cache" };
+                    self.metrics.served(from, piece.len() as u64);
+                    if tx.send(Ok(piece)).await.is_err() {
+                        // The client went away; fetches others wait on go on in their tasks.
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Looks the blocks `indexes` up and starts fetches for the missing ones; one future per
+    /// block, in order (none for read-ahead, which only warms the cache).
+    async fn plan(
+        self: &Arc<Self>,
+        version: &Arc<Version>,
+        indexes: Range<u64>,
+        ahead: bool,
+    ) -> Vec<(u64, BlockFlight)> {
+        let keys: Vec<(u64, BlockKey)> = indexes.map(|i| (i, version.block_key(i))).collect();
+        let found = futures::future::join_all(keys.iter().map(|(_, k)| self.tier.get_block(k))).await;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for ((index, key), found) in keys.into_iter().zip(found) {
+            match found {
+                Ok(Some((bytes, tier))) => {
+                    if !ahead {
+                        self.metrics.block_hit(tier);
+                        if self.blocks.prefetched.contains_key(&key) {
+                            self.blocks.prefetched.invalidate(&key);
+                            self.metrics.prefetch("used", 1);
+                        }
+                        out.push((index, futures::future::ready(Ok((bytes, tier))).boxed().shared()));
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    if !ahead {
+                        self.metrics.block_miss(self.tier.name());
+                    }
+                    missing.push((index, key));
+                }
+            }
+        }
+        let flights = self.fetch(version, missing, ahead).await;
+        out.extend(flights);
+        out.sort_by_key(|(i, _)| *i);
+        out
+    }
+
+    /// Joins the fetches in flight for `missing` blocks and starts coalesced ones for the
+    /// rest. Read-ahead (`ahead`) takes its own budget and gives up rather than wait.
+    async fn fetch(
+        self: &Arc<Self>,
+        version: &Arc<Version>,
+        missing: Vec<(u64, BlockKey)>,
+        ahead: bool,
+    ) -> Vec<(u64, BlockFlight)> {
+        let mut out = Vec::with_capacity(missing.len());
+        let mut to_start: Vec<(u64, BlockKey)> = Vec::new();
+        {
+            let flights = self.blocks.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            for (index, key) in missing {
+                match flights.get(&key) {
+                    Some(f) => {
+                        if !ahead {
+                            out.push((index, f.clone()));
+                        }
+                    }
+                    None => to_start.push((index, key)),
+                }
+            }
+        }
+        let per_run = self.blocks.window_blocks();
+        let mut runs: Vec<Vec<(u64, BlockKey)>> = Vec::new();
+        for (index, key) in to_start {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|(i, _)| *i + 1 == index) && (run.len() as u64) < per_run => {
+                    run.push((index, key));
+                }
+                _ => runs.push(vec![(index, key)]),
+            }
+        }
+        for run in runs {
+            let (Some(first), Some(last)) = (run.first().map(|r| r.0), run.last().map(|r| r.0)) else {
+                continue;
+            };
+            let bytes = version.layout.bytes_of(first).start..version.layout.bytes_of(last).end;
+            let need = units(bytes.end - bytes.start).min(self.blocks.in_flight_units);
+            let permit = if ahead {
+                let Ok(p) = Arc::clone(&self.blocks.prefetch_budget).try_acquire_many_owned(need) else {
+                    return out;
+                };
+                p
+            } else {
+                match Arc::clone(&self.blocks.in_flight).acquire_many_owned(need).await {
+                    Ok(p) => p,
+                    Err(_) => return out,
+                }
+            };
+            let mut senders = Vec::with_capacity(run.len());
+            {
+                let mut flights = self.blocks.flights.lock().unwrap_or_else(PoisonError::into_inner);
+                for (index, key) in &run {
+                    // Another reader may have started this block since the check above.
+                    if let Some(f) = flights.get(key) {
+                        if !ahead {
+                            out.push((*index, f.clone()));
+                        }
+                        senders.push(None);
+                        continue;
+                    }
+                    let (tx, rx) = oneshot::channel::<BlockResult>();
+                    let flight = rx
+                        .map(|r| r.unwrap_or_else(|_| Err(BlockError::Body("block fetch ended".into()))))
+                        .boxed()
+                        .shared();
+                    flights.insert(key.clone(), flight.clone());
+                    if ahead {
+                        self.blocks.prefetched.insert(key.clone(), ());
+                    } else {
+                        out.push((*index, flight));
+                    }
+                    senders.push(Some(tx));
+                }
+            }
+            if ahead {
+                self.metrics.prefetch("issued", run.len() as u64);
+            }
+            let engine = Arc::clone(self);
+            let version = Arc::clone(version);
+            tokio::spawn(async move {
+                engine.fetch_run(&version, bytes, run, senders).await;
+                drop(permit);
+            });
+        }
+        out
+    }
+
+    /// Reads the blocks of `run` (covering `bytes`) from the origin in one ranged GET, stores
+    /// each as it completes and hands it to its waiters.
+    async fn fetch_run(
+        &self,
+        version: &Version,
+        bytes: Range<u64>,
+        run: Vec<(u64, BlockKey)>,
+        mut senders: Vec<Option<oneshot::Sender<BlockResult>>>,
+    ) {
+        self.metrics.block_origin_fetch(run.len() as u64);
+        let result = self.read_range(version, bytes, &run, &mut senders).await;
+        let mut flights = self.blocks.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((_, key), sender) in run.iter().zip(senders) {
+            if let Some(tx) = sender {
+                let _ = tx.send(Err(result.clone().err().unwrap_or_else(|| {
+                    BlockError::Body("the origin sent fewer bytes than asked for".into())
+                })));
+                flights.remove(key);
+            }
+        }
+    }
+
+    /// The origin read of [`Self::fetch_run`]; blocks it delivers have their sender taken.
+    async fn read_range(
+        &self,
+        version: &Version,
+        bytes: Range<u64>,
+        run: &[(u64, BlockKey)],
+        senders: &mut [Option<oneshot::Sender<BlockResult>>],
+    ) -> Result<(), BlockError> {
+        let input = GetObjectInput::builder()
+            .bucket(version.key.bucket().to_owned())
+            .key(version.key.key().to_owned())
+            .version_id(version.version_id.clone())
+            .range(Some(s3s::dto::Range::Int {
+                first: bytes.start,
+                last: Some(bytes.end - 1),
+            }))
+            .if_match(Some(s3s::dto::ETagCondition::ETag(version.e_tag.clone())))
+            .build()
+            .map_err(|e| BlockError::Body(e.to_string()))?;
+        let resp = self
+            .origin
+            .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
+            .await
+            .map_err(|e| {
+                if *e.code() == S3ErrorCode::PreconditionFailed
+                    || e.status_code() == Some(http::StatusCode::PRECONDITION_FAILED)
+                {
+                    BlockError::Changed
+                } else {
+                    BlockError::Origin(OriginFailure::of(&e))
+                }
+            })?;
+        let expected_range = crate::range::content_range(&bytes, version.layout.size);
+        if resp.output.content_range.as_deref() != Some(expected_range.as_str())
+            || resp.output.e_tag.as_ref() != Some(&version.e_tag)
+        {
+            return Err(BlockError::Changed);
+        }
+        let Some(mut body) = resp.output.body else {
+            return Err(BlockError::Body("no body".into()));
+        };
+        let mut buf = BytesMut::new();
+        let mut slot = 0usize;
+        while slot < run.len() {
+            let (index, key) = &run[slot];
+            let want = version.layout.bytes_of(*index);
+            let want = usize::try_from(want.end - want.start).unwrap_or(usize::MAX);
+            if buf.len() >= want {
+                let block = buf.split_to(want).freeze();
+                if self.tier.put_block(key, block.clone(), version.ttl).await.is_err() {
+                    self.metrics.tier_error(self.tier.name());
+                }
+                if let Some(tx) = senders[slot].take() {
+                    let _ = tx.send(Ok((block, "origin")));
+                    self.blocks
+                        .flights
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(key);
+                }
+                slot += 1;
+                continue;
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(BlockError::Body(e.to_string())),
+                None => return Err(BlockError::Body("the origin's body ended early".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts read-ahead after `blocks` when this read continues the last one of its object.
+    fn read_ahead(self: &Arc<Self>, version: &Arc<Version>, blocks: &Range<u64>) {
+        let policy = &self.blocks.policy;
+        if policy.prefetch_budget == 0 {
+            return;
+        }
+        let reader_key = format!("{}\n{}", version.key, version.tag);
+        let initial = self.blocks.window_blocks();
+        let max = (policy.prefetch_max_window / policy.block_size.max(1)).max(1);
+        let previous = self.blocks.readers.get(&reader_key);
+        let sequential = previous.is_some_and(|r| blocks.start + 1 >= r.next && blocks.start <= r.next + r.window);
+        let window = match previous {
+            Some(r) if sequential => (r.window * 2).min(max),
+            _ => initial.min(max),
+        };
+        self.blocks.readers.insert(
+            reader_key,
+            Reader {
+                next: blocks.end,
+                window,
+            },
+        );
+        let end = (blocks.end + window).min(version.layout.count());
+        if !sequential || blocks.end >= end {
+            return;
+        }
+        let engine = Arc::clone(self);
+        let version = Arc::clone(version);
+        let ahead = blocks.end..end;
+        tokio::spawn(async move {
+            let _ = engine.plan(&version, ahead, true).await;
+        });
+    }
+}
