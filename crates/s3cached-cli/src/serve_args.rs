@@ -138,10 +138,10 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_BLOCK_MEMORY_CAPACITY", default_value = "512MiB")]
     block_memory_capacity: ByteSize,
 
-    /// Bytes of block reads from the origin in flight at once, process-wide; reads past it
-    /// stream from the origin uncached.
-    #[arg(long, env = "S3CACHED_BLOCK_IN_FLIGHT", default_value = "256MiB")]
-    block_in_flight: ByteSize,
+    /// Bytes held for the cache while in flight, process-wide: fills, block reads from the
+    /// origin and uploads copied for write-through. Past it, requests stream through uncached.
+    #[arg(long, env = "S3CACHED_MAX_IN_FLIGHT", default_value = "256MiB")]
+    max_in_flight: ByteSize,
 
     /// Bytes that read-ahead for sequential readers may have in flight (0 turns it off).
     #[arg(long, env = "S3CACHED_PREFETCH_BUDGET", default_value = "64MiB")]
@@ -480,10 +480,10 @@ impl ServeArgs {
                     block_size: self.block_size.bytes(),
                     max_object_size: self.max_block_cached_object_size.bytes(),
                     coalesce: BlockPolicy::default().coalesce.max(self.block_size.bytes()),
-                    in_flight: self.block_in_flight.bytes(),
                     prefetch_budget: self.prefetch_budget.bytes(),
                     prefetch_max_window: BlockPolicy::default().prefetch_max_window.max(self.block_size.bytes()),
                 },
+                max_in_flight: self.max_in_flight.bytes(),
             },
             shutdown_grace: self.shutdown_grace.into(),
             hot_path: !self.no_hot_path,

@@ -2,7 +2,8 @@
 //! a 64 MiB object compared byte for byte with the origin's answers (block edges, suffix
 //! ranges, the last partial block, an empty object, 416), a second pass with no origin
 //! GetObject, an object overwritten while a client streams it, and the aws cli's multipart
-//! download of a 100 MiB object twice.
+//! download of a 100 MiB object twice, and DuckDB and pyarrow scanning a Parquet dataset twice
+//! (`analytics_scan.py`).
 
 mod support;
 
@@ -13,7 +14,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use support::cli_tools::{AwsCli, CLIENT_KEY, CLIENT_SECRET, TempDir, random_bytes, start_proxy};
+use support::cli_tools::{
+    AwsCli, CLIENT_KEY, CLIENT_SECRET, TempDir, random_bytes, run_python_within, start_proxy, tail,
+};
 use support::seaweed::shared;
 
 const ORIGIN_GETS: &str = r#"s3cached_origin_requests_total{operation="GetObject"}"#;
@@ -262,4 +265,94 @@ async fn aws_cli_downloads_a_100_mib_object_twice_and_the_second_reads_no_origin
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_and_pyarrow_scan_parquet_twice_and_the_second_scan_reads_no_origin_bytes() {
+    let seaweed = shared();
+    let bucket = seaweed.new_bucket("blocks-parquet").await;
+    let proxy = start_proxy(seaweed, &[]);
+    let work = TempDir::new("blocks-parquet");
+    let origin_env = seaweed.aws_env();
+    let env_of = |name: &str| {
+        origin_env
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let envs = [
+        ("PROXY_ENDPOINT", proxy.endpoint()),
+        ("ORIGIN_ENDPOINT", seaweed.endpoint()),
+        ("METRICS_URL", format!("{}/metrics", proxy.admin_endpoint())),
+        ("BUCKET", bucket),
+        ("CLIENT_KEY", CLIENT_KEY.to_owned()),
+        ("CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        ("ORIGIN_KEY", env_of("AWS_ACCESS_KEY_ID")),
+        ("ORIGIN_SECRET", env_of("AWS_SECRET_ACCESS_KEY")),
+    ];
+    let output = run_python_within(
+        &work,
+        "analytics_scan.py",
+        include_str!("analytics_scan.py"),
+        &envs,
+        Duration::from_secs(600),
+    );
+    assert!(
+        output.success() && output.stdout.contains("ALL OK"),
+        "{}\n--- s3cached log ---\n{}",
+        output.describe(),
+        tail(&proxy.log_contents(), 6000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_on_redis_shares_blocks_and_the_second_process_reads_no_origin_bytes() {
+    let seaweed = shared();
+    let redis = support::redis::RedisServer::start();
+    let bucket = seaweed.new_bucket("blocks-fleet").await;
+    let size: u64 = 24 << 20;
+    let data = random_bytes(size as usize);
+    seaweed.put_object(&bucket, "shared.bin", data.clone()).await;
+    let url = redis.url();
+    let first = start_proxy(seaweed, &["--tier", "memory+redis", "--redis-url", &url]);
+    let second = start_proxy(seaweed, &["--tier", "redis", "--redis-url", &url]);
+    let cases = ranges(size, 1 << 20, 25);
+    for (n, proxy) in [&first, &second].into_iter().enumerate() {
+        let origin_gets = proxy.metric_value(ORIGIN_GETS).await;
+        let link = presigned(&proxy.client(CLIENT_KEY, CLIENT_SECRET), &bucket, "shared.bin").await;
+        let direct = presigned(&seaweed.client(), &bucket, "shared.bin").await;
+        for range in &cases {
+            let (got, want) = (get(&link, Some(range)).await, get(&direct, Some(range)).await);
+            assert_eq!(
+                (got.status, &got.content_range),
+                (want.status, &want.content_range),
+                "process {n}, {range}"
+            );
+            if want.status < 300 {
+                assert!(got.body == want.body, "process {n}, Range {range}: bytes differ");
+            }
+        }
+        let whole = get(&link, None).await;
+        assert!(
+            whole.status == 200 && whole.body == data,
+            "process {n}: whole GET differs"
+        );
+        if n == 1 {
+            assert_eq!(
+                proxy.metric_value(ORIGIN_GETS).await,
+                origin_gets,
+                "the second process read the origin\n{}",
+                proxy.log_tail()
+            );
+            let redis_hits = proxy.metric_value(r#"s3cached_block_hits_total{tier="redis"}"#).await;
+            assert!(redis_hits >= 24.0, "blocks came from Redis: {redis_hits}");
+        }
+    }
+    // One value per block, under keys with no hash tag (spread over cluster slots), and no
+    // body under `bucket:key` for an object cached as blocks.
+    let keys = redis.cli(&["--scan", "--pattern", "s3cached:blk:*"]);
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 24, "{keys}");
+    assert!(!keys.contains('{'));
+    assert_eq!(redis.cli(&["exists", &format!("{bucket}:shared.bin")]).trim(), "0");
 }

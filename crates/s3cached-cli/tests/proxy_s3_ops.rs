@@ -230,8 +230,8 @@ async fn anonymous_reads_only_when_enabled() {
 }
 
 #[tokio::test]
-async fn objects_above_the_size_limit_stream_through_uncached() {
-    let p = proxy(&["--max-object-size", "1MiB"]);
+async fn objects_above_the_size_limits_stream_through_uncached() {
+    let p = proxy(&["--max-object-size", "1MiB", "--max-block-cached-object-size", "2MiB"]);
     let bucket = origin().new_bucket("stream").await;
     let data = pattern(3 << 20, 8);
     origin().put_object(&bucket, "large", data.clone()).await;
@@ -244,4 +244,5 @@ async fn objects_above_the_size_limit_stream_through_uncached() {
         metric(&p, r#"s3cached_cache_fills_total{result="too_large"}"#).await,
         2.0
     );
+    assert_eq!(metric(&p, "s3cached_block_origin_fetches_total").await, 0.0);
 }

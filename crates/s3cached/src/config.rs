@@ -68,6 +68,10 @@ pub struct CachePolicy {
     pub freshness: Freshness,
     /// Objects above `max_object_size` and ranged reads, cached as blocks.
     pub blocks: BlockPolicy,
+    /// Bytes held for the cache while in flight, process-wide: whole-object fills, block reads
+    /// from the origin, and uploads copied aside for write-through. A read or upload that
+    /// would go over streams through uncached instead.
+    pub max_in_flight: u64,
 }
 
 /// How large objects and ranged reads are cached as fixed-size aligned blocks.
@@ -81,9 +85,6 @@ pub struct BlockPolicy {
     /// Contiguous missing blocks are read from the origin in one ranged GET of up to this
     /// many bytes.
     pub coalesce: u64,
-    /// Bytes of block reads in flight (origin fetches not yet stored), process-wide. A read
-    /// that would go over streams from the origin uncached instead.
-    pub in_flight: u64,
     /// Bytes that sequential read-ahead may have in flight, process-wide (0: no read-ahead).
     pub prefetch_budget: u64,
     /// Largest read-ahead window of one sequential reader.
@@ -96,7 +97,6 @@ impl Default for BlockPolicy {
             block_size: 1 << 20,
             max_object_size: 5 << 30,
             coalesce: 8 << 20,
-            in_flight: 256 << 20,
             prefetch_budget: 64 << 20,
             prefetch_max_window: 16 << 20,
         }
@@ -199,6 +199,7 @@ impl Default for CachePolicy {
             ttl_rules: Vec::new(),
             freshness: Freshness::default(),
             blocks: BlockPolicy::default(),
+            max_in_flight: 256 << 20,
         }
     }
 }
@@ -227,6 +228,9 @@ pub enum TierConfig {
     MemoryRedis(RedisConfig, BusConfig),
 }
 
+/// Default capacity of the memory tier's block cache.
+pub const DEFAULT_BLOCK_CAPACITY: u64 = 512 << 20;
+
 /// Memory tier settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryConfig {
@@ -242,7 +246,7 @@ impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             capacity: 256 << 20,
-            block_capacity: crate::tier::memory::DEFAULT_BLOCK_CAPACITY,
+            block_capacity: DEFAULT_BLOCK_CAPACITY,
             eviction: EvictionPolicy::Lru,
         }
     }

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "data",
         &[
             "key",
+            "block",
             "entry",
             "range",
             "conditional",

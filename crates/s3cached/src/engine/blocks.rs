@@ -29,9 +29,10 @@ use http::HeaderValue;
 use moka::notification::RemovalCause;
 use s3s::dto::{ETag, GetObjectInput, GetObjectOutput, StreamingBlob};
 use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
+use super::budget::Budget;
 use super::outcome::OriginFailure;
 use super::{CACHE_STATUS_HEADER, Engine};
 use crate::block::{BlockKey, Layout};
@@ -56,13 +57,6 @@ pub enum BlockError {
 
 type BlockResult = Result<(Bytes, &'static str), BlockError>;
 type BlockFlight = Shared<BoxFuture<'static, BlockResult>>;
-
-/// Units of the in-flight semaphores: KiB, so the permits of a large budget fit.
-const UNIT: u64 = 1024;
-
-fn units(bytes: u64) -> u32 {
-    u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX)
-}
 
 /// What an answer from blocks came to.
 pub(super) enum BlocksAnswer {
@@ -103,9 +97,7 @@ struct Reader {
 pub struct Blocks {
     policy: BlockPolicy,
     flights: Mutex<HashMap<BlockKey, BlockFlight>>,
-    in_flight: Arc<Semaphore>,
-    in_flight_units: u32,
-    prefetch_budget: Arc<Semaphore>,
+    prefetch_budget: Budget,
     readers: moka::sync::Cache<String, Reader>,
     prefetched: moka::sync::Cache<BlockKey, ()>,
 }
@@ -114,13 +106,10 @@ impl Blocks {
     /// State for `policy`; wasted read-ahead is counted in `metrics`.
     #[must_use]
     pub fn new(policy: BlockPolicy, metrics: &Arc<crate::metrics::Metrics>) -> Self {
-        let in_flight_units = units(policy.in_flight.max(policy.coalesce).max(policy.block_size));
         let wasted = Arc::clone(metrics);
         Self {
             flights: Mutex::new(HashMap::new()),
-            in_flight: Arc::new(Semaphore::new(in_flight_units as usize)),
-            in_flight_units,
-            prefetch_budget: Arc::new(Semaphore::new(units(policy.prefetch_budget) as usize)),
+            prefetch_budget: Budget::new(policy.prefetch_budget),
             readers: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(60))
@@ -202,9 +191,7 @@ impl Engine {
             return Ok(BlocksAnswer::Bypass);
         };
         let needed = span.end - span.start;
-        if (self.blocks.in_flight.available_permits() as u64)
-            < u64::from(units(needed.min(self.blocks.policy.coalesce)))
-        {
+        if !self.in_flight.has(needed.min(self.blocks.policy.coalesce)) {
             self.metrics.block_bypass("in_flight_limit");
             return Ok(BlocksAnswer::Bypass);
         }
@@ -255,6 +242,7 @@ impl Engine {
         let window = self.blocks.window_blocks();
         let mut pending: VecDeque<(u64, BlockFlight)> = VecDeque::new();
         let mut next = blocks.start;
+        let mut expected = blocks.start;
         loop {
             if (pending.len() as u64) <= window / 2 && next < blocks.end {
                 let upto = (next + window).min(blocks.end);
@@ -264,6 +252,13 @@ impl Engine {
             let Some((index, flight)) = pending.pop_front() else {
                 return;
             };
+            if index != expected {
+                let _ = tx
+                    .send(Err(BlockError::Body(format!("block {expected} was not planned"))))
+                    .await;
+                return;
+            }
+            expected += 1;
             match flight.await {
                 Ok((bytes, source)) => {
                     let part = version.layout.part_in(index, &span);
@@ -302,6 +297,9 @@ impl Engine {
         let mut out = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for ((index, key), found) in keys.into_iter().zip(found) {
+            let want = version.layout.bytes_of(index);
+            // A block of the wrong length (a damaged or foreign value) is read again.
+            let found = found.map(|f| f.filter(|(bytes, _)| bytes.len() as u64 == want.end - want.start));
             match found {
                 Ok(Some((bytes, tier))) => {
                     if !ahead {
@@ -365,17 +363,14 @@ impl Engine {
                 continue;
             };
             let bytes = version.layout.bytes_of(first).start..version.layout.bytes_of(last).end;
-            let need = units(bytes.end - bytes.start).min(self.blocks.in_flight_units);
-            let permit = if ahead {
-                let Ok(p) = Arc::clone(&self.blocks.prefetch_budget).try_acquire_many_owned(need) else {
-                    return out;
-                };
-                p
+            let need = bytes.end - bytes.start;
+            let held = if ahead {
+                self.blocks.prefetch_budget.try_take(need)
             } else {
-                match Arc::clone(&self.blocks.in_flight).acquire_many_owned(need).await {
-                    Ok(p) => p,
-                    Err(_) => return out,
-                }
+                self.in_flight.take(need).await
+            };
+            let Some(held) = held else {
+                return out;
             };
             let mut senders = Vec::with_capacity(run.len());
             {
@@ -410,7 +405,7 @@ impl Engine {
             let version = Arc::clone(version);
             tokio::spawn(async move {
                 engine.fetch_run(&version, bytes, run, senders).await;
-                drop(permit);
+                drop(held);
             });
         }
         out
@@ -462,7 +457,9 @@ impl Engine {
             .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
             .await
             .map_err(|e| {
+                // Not the cached version any more: changed (412) or gone.
                 if *e.code() == S3ErrorCode::PreconditionFailed
+                    || *e.code() == S3ErrorCode::NoSuchKey
                     || e.status_code() == Some(http::StatusCode::PRECONDITION_FAILED)
                 {
                     BlockError::Changed

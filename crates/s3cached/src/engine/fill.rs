@@ -156,6 +156,11 @@ impl Engine {
             }
             return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
         }
+        let Some(_held) = self.in_flight.try_take(meta.size) else {
+            // Too many bytes held for the cache already: this answer streams through.
+            self.metrics.fill("over_budget");
+            return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
+        };
         let bytes = match body::collect(output.body.take(), meta.size).await {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -57,7 +57,9 @@ impl Engine {
             Writes::Put(_) => self.capture_for(&out.headers),
             _ => None,
         };
-        if let Some((capture, _)) = &capture {
+        // The copy's bytes come out of the in-flight budget; without room, no write-through.
+        let capture = capture.and_then(|(c, len)| self.in_flight.try_take(len).map(|held| (c, len, held)));
+        if let Some((capture, _, _)) = &capture {
             let body = std::mem::take(&mut out.body);
             out.body = Body::from(capture.tee(StreamingBlob::from(body)));
         }
@@ -73,7 +75,7 @@ impl Engine {
             match writes {
                 Writes::Put(target) => {
                     let (sequence, token) = engine.invalidate(operation, &target).await;
-                    if let (Ok(resp), Some((capture, len)), Some(token)) = (&result, capture, token)
+                    if let (Ok(resp), Some((capture, len, _held)), Some(token)) = (&result, capture, token)
                         && resp.status().is_success()
                         && let Some(bytes) = capture.take().filter(|b| b.len() as u64 == len)
                     {

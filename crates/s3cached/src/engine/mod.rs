@@ -9,10 +9,12 @@
 //!   write-through for those that change objects);
 //! - [`mod@write`]: writes s3s parsed (origin first, then invalidation and write-through);
 //! - [`freshness`]: TTLs, retention and stale serving;
-//! - [`flight`], [`outcome`], [`body`]: single flight, fill results, body capture.
+//! - [`flight`], [`outcome`], [`body`]: single flight, fill results, body capture;
+//! - [`budget`]: the bound on bytes held in flight (fills, block reads, upload capture).
 
 pub mod blocks;
 pub mod body;
+pub mod budget;
 pub mod fill;
 pub mod flight;
 pub mod forward;
@@ -57,6 +59,7 @@ pub struct Engine {
     guard: Arc<WriteGuard>,
     flights: Arc<Flights<FillOutcome>>,
     blocks: blocks::Blocks,
+    in_flight: budget::Budget,
 }
 
 impl Engine {
@@ -79,6 +82,7 @@ impl Engine {
         guard: Arc<WriteGuard>,
     ) -> Arc<Self> {
         let blocks = blocks::Blocks::new(freshness.policy().blocks.clone(), &metrics);
+        let in_flight = budget::Budget::new(freshness.policy().max_in_flight);
         Arc::new(Self {
             origin,
             tier,
@@ -87,6 +91,7 @@ impl Engine {
             guard,
             flights: Arc::new(Flights::new()),
             blocks,
+            in_flight,
         })
     }
 

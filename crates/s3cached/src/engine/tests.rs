@@ -383,7 +383,7 @@ fn expiring(ttl_ms: u64, freshness: crate::config::Freshness) -> Setup {
         ttl: Some(Duration::from_millis(ttl_ms)),
         ttl_rules: Vec::new(),
         freshness,
-        blocks: crate::config::BlockPolicy::default(),
+        ..CachePolicy::default()
     })
 }
 

@@ -33,9 +33,58 @@ pub async fn run(tier: &dyn CacheTier) {
     versions_are_separate(tier).await;
     ttl_expires(tier).await;
     awkward_keys(tier).await;
+    metadata_of_blocks(tier).await;
+    blocks_are_kept_by_version(tier).await;
     if tier.shared() {
         stale_fills_are_refused(tier).await;
     }
+}
+
+/// An entry whose bytes are blocks reads back as such, and invalidation removes it.
+async fn metadata_of_blocks(tier: &dyn CacheTier) {
+    let k = key("in-blocks");
+    let meta = ObjectMeta {
+        size: 5 << 30,
+        e_tag: Some(s3s::dto::ETag::Strong("big".to_owned())),
+        ..ObjectMeta::default()
+    };
+    let token = tier.get(&k).await.expect("get").token;
+    let stored = tier
+        .insert(k.clone(), Arc::new(Entry::in_blocks(meta.clone())), None, token)
+        .await
+        .expect("insert");
+    assert!(stored, "{}: metadata of a block-cached object must store", tier.name());
+    let got = tier.get(&k).await.expect("get").entry.expect("hit");
+    assert!(
+        got.in_blocks && got.body.is_empty() && got.meta == meta,
+        "{}",
+        tier.name()
+    );
+    tier.invalidate(&k).await.expect("invalidate");
+    assert!(tier.get(&k).await.expect("get").entry.is_none(), "{}", tier.name());
+}
+
+/// Blocks read back by their key; another version's key or index is another block.
+async fn blocks_are_kept_by_version(tier: &dyn CacheTier) {
+    use crate::block::BlockKey;
+    let object = key("blocks");
+    let (v1, v2) = (
+        BlockKey::new(&object, "etag-1", 4, 0),
+        BlockKey::new(&object, "etag-2", 4, 0),
+    );
+    let ttl = Some(Duration::from_secs(60));
+    tier.put_block(&v1, Bytes::from_static(b"abcd"), ttl)
+        .await
+        .expect("put block");
+    let (bytes, _) = tier.get_block(&v1).await.expect("get block").expect("block kept");
+    assert_eq!(bytes, Bytes::from_static(b"abcd"), "{}", tier.name());
+    assert!(
+        tier.get_block(&v2).await.expect("get block").is_none(),
+        "{}",
+        tier.name()
+    );
+    let other_index = BlockKey::new(&object, "etag-1", 4, 1);
+    assert!(tier.get_block(&other_index).await.expect("get block").is_none());
 }
 
 /// A fill whose lookup preceded a write must not store (the shared-tier half of DESIGN §4.2).

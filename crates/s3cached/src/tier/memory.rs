@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::{CacheTier, FillToken, Lookup, TierError, TierStats};
 use crate::block::BlockKey;
-use crate::config::EvictionPolicy;
+use crate::config::{DEFAULT_BLOCK_CAPACITY, EvictionPolicy};
 use crate::entry::Entry;
 use crate::key::CacheKey;
 use crate::metrics::Metrics;
@@ -64,9 +64,6 @@ impl Expiry<String, BlockSlot> for PerBlockTtl {
         value.ttl
     }
 }
-
-/// Default capacity of the block cache when none is given.
-pub const DEFAULT_BLOCK_CAPACITY: u64 = 512 << 20;
 
 /// The in-process tier.
 pub struct MemoryTier {

@@ -1,0 +1,115 @@
+# Shared pieces of the bench scripts (sourced, not run): scratch directory and cleanup, free
+# ports, waiting for a server, SeaweedFS and s3cached on 127.0.0.1.
+#
+# The sourcing script sets REPO, and may set PY, WEED and BIN; it calls `bench_init NAME` first.
+
+bench_log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
+
+# Scratch directory in $WORK, removed (with every process in $pids) on exit.
+bench_init() { # name
+    BENCH_NAME="$1"
+    PY="${PY:-$REPO/.venv/bin/python}"
+    WEED="${WEED:-$REPO/.venv/bin/weed}"
+    if [ ! -x "$WEED" ] || ! "$PY" -c 'import boto3' 2>/dev/null; then
+        bench_log "setting up .venv (scripts/test-env.sh)"
+        bash "$REPO/scripts/test-env.sh" >&2
+    fi
+    WORK="$(mktemp -d "/tmp/s3cached-$1.XXXXXX")"
+    pids=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    rm -f /tmp/seaweedfs-*-grpc-"${SEAWEED_PORT:-none}"*.sock 2>/dev/null || true
+}
+
+# A free port p with p + 10000 also free (SeaweedFS puts gRPC there).
+free_port_pair() {
+    "$PY" - <<'PYEOF'
+import random, socket
+for _ in range(500):
+    p = random.randint(20000, 55000)
+    ok = True
+    for q in (p, p + 10000):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", q))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+    if ok:
+        print(p)
+        break
+PYEOF
+}
+
+wait_http() { # url, what
+    for _ in $(seq 150); do
+        if curl -s -o /dev/null "$1"; then return 0; fi
+        sleep 0.2
+    done
+    bench_log "$2 did not come up at $1"
+    return 1
+}
+
+ORIGIN_AK="bench-origin"
+ORIGIN_SK="bench-origin-secret-0123456789"
+CACHE_AK="bench-cache"
+CACHE_SK="bench-cache-secret-0123456789"
+
+# SeaweedFS with the origin keys; sets SEAWEED_PORT.
+start_seaweed() {
+    local s3 m v f a
+    s3="$(free_port_pair)"; m="$(free_port_pair)"; v="$(free_port_pair)"; f="$(free_port_pair)"; a="$(free_port_pair)"
+    SEAWEED_PORT="$s3"
+    mkdir -p "$WORK/weed"
+    bench_log "starting SeaweedFS on 127.0.0.1:$s3"
+    AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
+        "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.telemetry=false -admin.ui=false -webdav=false \
+        -s3.port="$s3" -s3.port.grpc=$((s3 + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
+        -master.port="$m" -master.port.grpc=$((m + 10000)) \
+        -volume.port="$v" -volume.port.grpc=$((v + 10000)) \
+        -filer.port="$f" -filer.port.grpc=$((f + 10000)) \
+        -admin.port="$a" -admin.port.grpc=$((a + 10000)) \
+        -filer.localSocket="$WORK/filer.sock" -s3.localSocket="$WORK/s3.sock" \
+        >"$WORK/weed.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$s3/" "SeaweedFS"
+}
+
+# s3cached ($BIN) in front of SeaweedFS with the cache keys; sets STARTED_PORT, STARTED_ADMIN.
+start_s3cached() { # name, extra flags...
+    local name="$1" port admin
+    shift
+    port="$(free_port_pair)"; admin="$(free_port_pair)"
+    bench_log "starting s3cached ($name${1:+: $*}) on 127.0.0.1:$port"
+    "$BIN" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+        --origin-endpoint "http://127.0.0.1:$SEAWEED_PORT" --origin-path-style \
+        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
+        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" "$@" \
+        >"$WORK/$name.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$admin/health" "s3cached ($name)"
+    STARTED_PORT="$port"
+    STARTED_ADMIN="$admin"
+}
+
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "%s", v }'
+}
