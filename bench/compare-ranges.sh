@@ -17,6 +17,7 @@
 #   OBJECT_SIZE=268435456 MODES="random:65536 random:1048576 sequential:8388608"
 #   DURATION=10s CONNS=16 THREADS=2 RUNS=3 REDIS=1
 #   S3CACHED_BIN=target/release/s3cached (built when missing)
+#   CACHE_FLAGS="--block-size 4MiB": extra flags for every s3cached target
 # Installs Debian nginx, wrk and redis-server when missing (apt-get, as root). Everything
 # listens on 127.0.0.1 and is stopped on exit; the temporary directory is removed.
 set -euo pipefail
@@ -30,6 +31,7 @@ THREADS="${THREADS:-2}"
 RUNS="${RUNS:-3}"
 REDIS="${REDIS:-1}"
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
+read -r -a CACHE_FLAGS <<<"${CACHE_FLAGS:-}"
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
@@ -52,7 +54,7 @@ fi
 
 start_seaweed
 S3P="$SEAWEED_PORT"
-start_s3cached memory --block-memory-capacity 1GiB
+start_s3cached memory --block-memory-capacity 1GiB "${CACHE_FLAGS[@]}"
 CP="$STARTED_PORT"; CA="$STARTED_ADMIN"
 TARGETS="origin:$S3P nginx-slice:NGINX s3cached:$CP"
 if [ "$REDIS" = 1 ]; then
@@ -61,7 +63,7 @@ if [ "$REDIS" = 1 ]; then
         --maxmemory-policy allkeys-lru --dir "$WORK" --logfile "$WORK/redis.log" &
     pids+=($!)
     for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    start_s3cached redis --tier redis --redis-url "redis://127.0.0.1:$RP"
+    start_s3cached redis --tier redis --redis-url "redis://127.0.0.1:$RP" "${CACHE_FLAGS[@]}"
     TARGETS="$TARGETS s3cached-redis:$STARTED_PORT"
 fi
 
@@ -167,6 +169,7 @@ done
 
 echo
 echo "Ranged reads of one $((OBJECT_SIZE >> 20)) MiB object, wrk -t$THREADS -c$CONNS -d$DURATION, medians of $RUNS rounds"
+echo "s3cached flags: --block-memory-capacity 1GiB ${CACHE_FLAGS[*]}"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $("$BIN" --version); nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (slice 1m + proxy_cache)"
 echo
 printf '%-20s %-16s %10s %8s %10s %10s %10s  %s\n' workload target req/s GB/s "x origin" "x nginx" "p99 ms" errors

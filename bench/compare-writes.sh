@@ -29,100 +29,23 @@ MISS_OBJECTS="${MISS_OBJECTS:-1500}"
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
 BASELINE_BIN="${BASELINE_BIN:-}"
 
-log() { printf '[compare-writes] %s\n' "$*" >&2; }
-
-if [ ! -x "$REPO/.venv/bin/weed" ] || ! "$REPO/.venv/bin/python" -c 'import boto3' 2>/dev/null; then
-    log "setting up .venv (scripts/test-env.sh)"
-    bash "$REPO/scripts/test-env.sh" >&2
-fi
-PY="$REPO/.venv/bin/python"
-WEED="$REPO/.venv/bin/weed"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+log() { bench_log "$@"; }
+bench_init compare-writes
 if [ ! -x "$BIN" ]; then
     log "building $BIN"
     (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
 fi
+start_seaweed
+S3P="$SEAWEED_PORT"
 
-WORK="$(mktemp -d /tmp/s3cached-writes.XXXXXX)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port_pair() {
-    "$PY" - <<'EOF'
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 55000)
-    ok = True
-    for q in (p, p + 10000):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", q))
-        except OSError:
-            ok = False
-        finally:
-            s.close()
-    if ok:
-        print(p)
-        break
-EOF
-}
-
-wait_http() {
-    for _ in $(seq 150); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.2
-    done
-    log "$2 did not come up at $1"
-    return 1
-}
-
-ORIGIN_AK="writes-origin"
-ORIGIN_SK="writes-origin-secret-0123456789"
-CACHE_AK="writes-cache"
-CACHE_SK="writes-cache-secret-0123456789"
-
-S3P="$(free_port_pair)"; MP="$(free_port_pair)"; VP="$(free_port_pair)"; FP="$(free_port_pair)"; AP="$(free_port_pair)"
-mkdir -p "$WORK/weed"
-log "starting SeaweedFS on 127.0.0.1:$S3P"
-AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
-    "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-    -master.telemetry=false -admin.ui=false -webdav=false \
-    -s3.port="$S3P" -s3.port.grpc=$((S3P + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
-    -master.port="$MP" -master.port.grpc=$((MP + 10000)) \
-    -volume.port="$VP" -volume.port.grpc=$((VP + 10000)) \
-    -filer.port="$FP" -filer.port.grpc=$((FP + 10000)) \
-    -admin.port="$AP" -admin.port.grpc=$((AP + 10000)) \
-    -filer.localSocket="$WORK/filer.sock" -s3.localSocket="$WORK/s3.sock" \
-    >"$WORK/weed.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$S3P/" "SeaweedFS"
-
-start_cache() { # bin, name -> port on stdout
-    local port admin
-    port="$(free_port_pair)"; admin="$(free_port_pair)"
-    log "starting $2 ($1) on 127.0.0.1:$port"
-    "$1" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
-        --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
-        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
-        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
-        >"$WORK/$2.log" 2>&1 &
-    pids+=($!)
-    wait_http "http://127.0.0.1:$admin/health" "$2" >&2
-    echo "$port"
-}
-CP="$(start_cache "$BIN" s3cached)"
-targets="origin=$S3P:$ORIGIN_AK:$ORIGIN_SK s3cached=$CP:$CACHE_AK:$CACHE_SK"
+# Not in a subshell: the servers' pids must reach the cleanup.
+start_s3cached s3cached --memory-capacity 256MiB
+targets="origin=$S3P:$ORIGIN_AK:$ORIGIN_SK s3cached=$STARTED_PORT:$CACHE_AK:$CACHE_SK"
 if [ -n "$BASELINE_BIN" ]; then
-    BP="$(start_cache "$BASELINE_BIN" baseline)"
-    targets="$targets baseline=$BP:$CACHE_AK:$CACHE_SK"
+    BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB
+    targets="$targets baseline=$STARTED_PORT:$CACHE_AK:$CACHE_SK"
 fi
 
 "$PY" - "$S3P" "$ORIGIN_AK" "$ORIGIN_SK" "$DURATION" "$CONNS" "$SIZE" "$MISS_OBJECTS" $targets <<'EOF'

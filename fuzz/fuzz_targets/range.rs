@@ -1,10 +1,13 @@
 //! `Range` headers as s3s parses them (`s3s::dto::Range::parse`) and as the cache applies
-//! them to an object (`range::resolve`, `range::content_range`). Input: the object size
-//! (8 bytes, little-endian, small sizes made likely) and the header value.
+//! them to an object (`range::resolve`, `range::content_range`) and to its blocks
+//! (`block::Layout`: the parts of the blocks a span touches add up to exactly the span).
+//! Input: the object size (8 bytes, little-endian, small sizes made likely), the block size
+//! (2 bytes) and the header value.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use s3cached::block::Layout;
 use s3cached::range::{content_range, resolve};
 use s3s::dto::Range;
 
@@ -15,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let size = u64::from_le_bytes(*size);
     // Mostly small objects, where ranges meet their ends; sometimes huge ones.
     let size = if size >> 63 == 0 { size % 4096 } else { size };
+    let Some((block_size, header)) = header.split_first_chunk::<2>() else {
+        return;
+    };
+    let block_size = u64::from(u16::from_le_bytes(*block_size)) + 1;
     let Ok(header) = std::str::from_utf8(header) else {
         return;
     };
@@ -28,6 +35,23 @@ fuzz_target!(|data: &[u8]| {
                 "{header:?} of {size}: {span:?}"
             );
             let _ = content_range(&span, size);
+            let layout = Layout::new(size, block_size);
+            let blocks = layout.blocks_of(&span);
+            assert!(blocks.end <= layout.count(), "{span:?} in {layout:?}");
+            // Huge objects: check the ends only, not every block between them.
+            let mut covered = 0u64;
+            let ends = [blocks.start, blocks.end - 1];
+            let indexes: Vec<u64> = if blocks.end - blocks.start <= 4096 { blocks.clone().collect() } else { ends.to_vec() };
+            for index in &indexes {
+                let part = layout.part_in(*index, &span);
+                let block = layout.bytes_of(*index);
+                assert!(!part.is_empty(), "block {index} of {span:?} in {layout:?}");
+                assert!(part.end as u64 <= block.end - block.start);
+                covered += (part.end - part.start) as u64;
+            }
+            if indexes.len() as u64 == blocks.end - blocks.start {
+                assert_eq!(covered, span.end - span.start, "{span:?} in {layout:?}");
+            }
         }
         Err(e) => assert_eq!(e.size, size),
     }

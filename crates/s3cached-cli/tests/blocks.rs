@@ -356,3 +356,65 @@ async fn a_fleet_on_redis_shares_blocks_and_the_second_process_reads_no_origin_b
     assert!(!keys.contains('{'));
     assert_eq!(redis.cli(&["exists", &format!("{bucket}:shared.bin")]).trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_share_one_fetch_per_block_and_a_reader_hanging_up_cancels_none() {
+    let seaweed = shared();
+    let bucket = seaweed.new_bucket("blocks-flight").await;
+    let size = 16usize << 20;
+    let data = random_bytes(size);
+    seaweed.put_object(&bucket, "hot.bin", data.clone()).await;
+    let proxy = start_proxy(seaweed, &["--prefetch-budget", "0"]);
+    let url = presigned(&proxy.client(CLIENT_KEY, CLIENT_SECRET), &bucket, "hot.bin").await;
+    // The metadata, and block 0, are cached by a first small range.
+    assert_eq!(get(&url, Some("bytes=0-0")).await.status, 206);
+
+    // A reader that hangs up after its first bytes.
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let resp = client
+        .request(http::Request::get(&url).body(Empty::new()).expect("request"))
+        .await
+        .expect("GET");
+    let mut body = resp.into_body();
+    let _ = body.frame().await;
+    drop(body);
+    // Eight readers at once, each of the whole object.
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url, None).await })
+        })
+        .collect();
+    for reader in readers {
+        let got = reader.await.expect("reader");
+        assert!(got.status == 200 && got.body == data, "a concurrent reader got other bytes");
+    }
+    let fetched = proxy.metric_value("s3cached_block_origin_fetch_blocks_total").await;
+    assert!(
+        fetched <= 16.0,
+        "{fetched} blocks fetched for 16: concurrent readers did not share fetches\n{}",
+        proxy.log_tail()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_readers_are_read_ahead_and_the_read_ahead_is_used() {
+    let seaweed = shared();
+    let bucket = seaweed.new_bucket("blocks-ahead").await;
+    let size: u64 = 48 << 20;
+    let data = random_bytes(size as usize);
+    seaweed.put_object(&bucket, "log.bin", data.clone()).await;
+    let proxy = start_proxy(seaweed, &[]);
+    let url = presigned(&proxy.client(CLIENT_KEY, CLIENT_SECRET), &bucket, "log.bin").await;
+    let step: u64 = 1 << 20;
+    for start in (0..size).step_by(step as usize) {
+        let got = get(&url, Some(&format!("bytes={start}-{}", start + step - 1))).await;
+        assert_eq!(got.status, 206);
+        assert!(got.body[..] == data[start as usize..(start + step) as usize], "range at {start}");
+    }
+    let issued = proxy.metric_value(r#"s3cached_prefetch_blocks_total{result="issued"}"#).await;
+    let used = proxy.metric_value(r#"s3cached_prefetch_blocks_total{result="used"}"#).await;
+    let misses = proxy.metric_value("s3cached_block_misses_total").await;
+    assert!(issued > 0.0 && used > 0.0, "read-ahead issued {issued}, used {used}");
+    assert!(misses < 48.0, "every block was a miss ({misses}): read-ahead did not help");
+}

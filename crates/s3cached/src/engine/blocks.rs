@@ -58,6 +58,21 @@ pub enum BlockError {
 type BlockResult = Result<(Bytes, &'static str), BlockError>;
 type BlockFlight = Shared<BoxFuture<'static, BlockResult>>;
 
+/// A block of an answer: at hand, or on its way from the origin.
+enum Planned {
+    Ready(Bytes, &'static str),
+    Flight(BlockFlight),
+}
+
+impl Planned {
+    async fn bytes(self) -> BlockResult {
+        match self {
+            Self::Ready(bytes, source) => Ok((bytes, source)),
+            Self::Flight(flight) => flight.await,
+        }
+    }
+}
+
 /// What an answer from blocks came to.
 pub(super) enum BlocksAnswer {
     /// The answer.
@@ -197,9 +212,29 @@ impl Engine {
         }
         let blocks = version.layout.blocks_of(&span);
         self.read_ahead(&version, &blocks);
+        let first_window = blocks.start..(blocks.start + self.blocks.window_blocks()).min(blocks.end);
+        let planned = self.plan(&version, first_window.clone(), false).await;
+        if first_window.end == blocks.end && planned.iter().all(|(_, p)| matches!(p, Planned::Ready(..))) {
+            // Every block is at hand: no task, no channel.
+            let mut pieces = Vec::with_capacity(planned.len());
+            for (index, p) in planned {
+                let Planned::Ready(bytes, source) = p else { continue };
+                let part = version.layout.part_in(index, &span);
+                let piece = bytes.slice(part);
+                self.metrics.block_served(source, piece.len() as u64);
+                self.metrics.served("cache", piece.len() as u64);
+                pieces.push(Ok::<_, BlockError>(piece));
+            }
+            out.body = Some(StreamingBlob::wrap(futures::stream::iter(pieces)));
+            let mut resp = S3Response::new(out);
+            resp.headers = headers;
+            resp.headers.insert(CACHE_STATUS_HEADER, cache_status);
+            return Ok(BlocksAnswer::Answer(Box::new(resp)));
+        }
         let (tx, mut rx) = mpsc::channel(2);
         let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.produce(version, span, blocks, tx).await });
+        let planned: VecDeque<_> = planned.into();
+        tokio::spawn(async move { engine.produce(version, span, blocks, planned, first_window.end, tx).await });
         let first = match rx.recv().await {
             Some(Ok(first)) => Some(first),
             Some(Err(BlockError::Changed)) => {
@@ -231,17 +266,18 @@ impl Engine {
     }
 
     /// Sends the bytes of `span` (in `blocks`) to `tx`, block by block, fetching what is
-    /// missing a window ahead of what is sent.
+    /// missing a window ahead of what is sent; `pending` holds the blocks planned before
+    /// `next`.
     async fn produce(
         self: Arc<Self>,
         version: Arc<Version>,
         span: Range<u64>,
         blocks: Range<u64>,
+        mut pending: VecDeque<(u64, Planned)>,
+        mut next: u64,
         tx: mpsc::Sender<Result<Bytes, BlockError>>,
     ) {
         let window = self.blocks.window_blocks();
-        let mut pending: VecDeque<(u64, BlockFlight)> = VecDeque::new();
-        let mut next = blocks.start;
         let mut expected = blocks.start;
         loop {
             if (pending.len() as u64) <= window / 2 && next < blocks.end {
@@ -249,7 +285,7 @@ impl Engine {
                 pending.extend(self.plan(&version, next..upto, false).await);
                 next = upto;
             }
-            let Some((index, flight)) = pending.pop_front() else {
+            let Some((index, planned)) = pending.pop_front() else {
                 return;
             };
             if index != expected {
@@ -259,7 +295,7 @@ impl Engine {
                 return;
             }
             expected += 1;
-            match flight.await {
+            match planned.bytes().await {
                 Ok((bytes, source)) => {
                     let part = version.layout.part_in(index, &span);
                     let Some(piece) = (part.end <= bytes.len()).then(|| bytes.slice(part)) else {
@@ -291,7 +327,7 @@ impl Engine {
         version: &Arc<Version>,
         indexes: Range<u64>,
         ahead: bool,
-    ) -> Vec<(u64, BlockFlight)> {
+    ) -> Vec<(u64, Planned)> {
         let keys: Vec<(u64, BlockKey)> = indexes.map(|i| (i, version.block_key(i))).collect();
         let found = futures::future::join_all(keys.iter().map(|(_, k)| self.tier.get_block(k))).await;
         let mut out = Vec::with_capacity(keys.len());
@@ -308,7 +344,7 @@ impl Engine {
                             self.blocks.prefetched.invalidate(&key);
                             self.metrics.prefetch("used", 1);
                         }
-                        out.push((index, futures::future::ready(Ok((bytes, tier))).boxed().shared()));
+                        out.push((index, Planned::Ready(bytes, tier)));
                     }
                 }
                 Ok(None) | Err(_) => {
@@ -320,7 +356,7 @@ impl Engine {
             }
         }
         let flights = self.fetch(version, missing, ahead).await;
-        out.extend(flights);
+        out.extend(flights.into_iter().map(|(i, f)| (i, Planned::Flight(f))));
         out.sort_by_key(|(i, _)| *i);
         out
     }
@@ -341,6 +377,10 @@ impl Engine {
                 match flights.get(&key) {
                     Some(f) => {
                         if !ahead {
+                            if self.blocks.prefetched.contains_key(&key) {
+                                self.blocks.prefetched.invalidate(&key);
+                                self.metrics.prefetch("used", 1);
+                            }
                             out.push((index, f.clone()));
                         }
                     }

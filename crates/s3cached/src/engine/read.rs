@@ -2,13 +2,14 @@
 //!
 //! Lookup in the tier; on a fresh hit answer from the entry (conditionals, ranges, checksum
 //! mode and response overrides applied to the cached bytes, headers from
-//! [`crate::hit_headers`], the renderer the hot path uses too). On a miss, a whole-object GET
-//! joins or starts the single-flight fill ([`super::fill`]); a ranged miss goes to the origin
-//! as a ranged GET; a HEAD miss goes to the origin as a HEAD. An expired entry is revalidated
-//! through the same single flight with `If-None-Match` (or served stale while one refresh
-//! runs, or when the origin fails, within the configured bounds). Requests the cache cannot
-//! answer exactly (part numbers, SSE-C, bucket-owner checks, requester pays: see
-//! [`crate::read_request`]) bypass it.
+//! [`crate::hit_headers`], the renderer the hot path uses too), or, for an object cached as
+//! blocks, from its blocks ([`super::blocks`]). On a miss, a whole-object GET joins or starts
+//! the single-flight fill ([`super::fill`]); a ranged GET or a HEAD that misses starts it with
+//! a HEAD at the origin, so a small object is read whole and a large one is cached as blocks.
+//! An expired entry is revalidated through the same single flight with `If-None-Match` (or
+//! served stale while one refresh runs, or when the origin fails, within the configured
+//! bounds). Requests the cache cannot answer exactly (part numbers, SSE-C, bucket-owner checks,
+//! requester pays: see [`crate::read_request`]) bypass it.
 
 use std::sync::{Arc, PoisonError};
 
