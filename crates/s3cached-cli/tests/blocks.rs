@@ -387,7 +387,10 @@ async fn concurrent_readers_share_one_fetch_per_block_and_a_reader_hanging_up_ca
         .collect();
     for reader in readers {
         let got = reader.await.expect("reader");
-        assert!(got.status == 200 && got.body == data, "a concurrent reader got other bytes");
+        assert!(
+            got.status == 200 && got.body == data,
+            "a concurrent reader got other bytes"
+        );
     }
     let fetched = proxy.metric_value("s3cached_block_origin_fetch_blocks_total").await;
     assert!(
@@ -410,11 +413,21 @@ async fn sequential_readers_are_read_ahead_and_the_read_ahead_is_used() {
     for start in (0..size).step_by(step as usize) {
         let got = get(&url, Some(&format!("bytes={start}-{}", start + step - 1))).await;
         assert_eq!(got.status, 206);
-        assert!(got.body[..] == data[start as usize..(start + step) as usize], "range at {start}");
+        assert!(
+            got.body[..] == data[start as usize..(start + step) as usize],
+            "range at {start}"
+        );
     }
-    let issued = proxy.metric_value(r#"s3cached_prefetch_blocks_total{result="issued"}"#).await;
-    let used = proxy.metric_value(r#"s3cached_prefetch_blocks_total{result="used"}"#).await;
+    let issued = proxy
+        .metric_value(r#"s3cached_prefetch_blocks_total{result="issued"}"#)
+        .await;
+    let used = proxy
+        .metric_value(r#"s3cached_prefetch_blocks_total{result="used"}"#)
+        .await;
     let misses = proxy.metric_value("s3cached_block_misses_total").await;
     assert!(issued > 0.0 && used > 0.0, "read-ahead issued {issued}, used {used}");
-    assert!(misses < 48.0, "every block was a miss ({misses}): read-ahead did not help");
+    assert!(
+        misses < 48.0,
+        "every block was a miss ({misses}): read-ahead did not help"
+    );
 }

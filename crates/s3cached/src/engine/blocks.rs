@@ -58,19 +58,11 @@ pub enum BlockError {
 type BlockResult = Result<(Bytes, &'static str), BlockError>;
 type BlockFlight = Shared<BoxFuture<'static, BlockResult>>;
 
-/// A block of an answer: at hand, or on its way from the origin.
+/// A block of an answer: its part of the answer at hand, or the whole block on its way
+/// from the origin.
 enum Planned {
     Ready(Bytes, &'static str),
     Flight(BlockFlight),
-}
-
-impl Planned {
-    async fn bytes(self) -> BlockResult {
-        match self {
-            Self::Ready(bytes, source) => Ok((bytes, source)),
-            Self::Flight(flight) => flight.await,
-        }
-    }
 }
 
 /// What an answer from blocks came to.
@@ -213,14 +205,12 @@ impl Engine {
         let blocks = version.layout.blocks_of(&span);
         self.read_ahead(&version, &blocks);
         let first_window = blocks.start..(blocks.start + self.blocks.window_blocks()).min(blocks.end);
-        let planned = self.plan(&version, first_window.clone(), false).await;
+        let planned = self.plan(&version, first_window.clone(), Some(&span)).await;
         if first_window.end == blocks.end && planned.iter().all(|(_, p)| matches!(p, Planned::Ready(..))) {
             // Every block is at hand: no task, no channel.
             let mut pieces = Vec::with_capacity(planned.len());
-            for (index, p) in planned {
-                let Planned::Ready(bytes, source) = p else { continue };
-                let part = version.layout.part_in(index, &span);
-                let piece = bytes.slice(part);
+            for (_, p) in planned {
+                let Planned::Ready(piece, source) = p else { continue };
                 self.metrics.block_served(source, piece.len() as u64);
                 self.metrics.served("cache", piece.len() as u64);
                 pieces.push(Ok::<_, BlockError>(piece));
@@ -234,7 +224,11 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel(2);
         let engine = Arc::clone(self);
         let planned: VecDeque<_> = planned.into();
-        tokio::spawn(async move { engine.produce(version, span, blocks, planned, first_window.end, tx).await });
+        tokio::spawn(async move {
+            engine
+                .produce(version, span, blocks, planned, first_window.end, tx)
+                .await
+        });
         let first = match rx.recv().await {
             Some(Ok(first)) => Some(first),
             Some(Err(BlockError::Changed)) => {
@@ -282,7 +276,7 @@ impl Engine {
         loop {
             if (pending.len() as u64) <= window / 2 && next < blocks.end {
                 let upto = (next + window).min(blocks.end);
-                pending.extend(self.plan(&version, next..upto, false).await);
+                pending.extend(self.plan(&version, next..upto, Some(&span)).await);
                 next = upto;
             }
             let Some((index, planned)) = pending.pop_front() else {
@@ -295,15 +289,17 @@ impl Engine {
                 return;
             }
             expected += 1;
-            match planned.bytes().await {
-                Ok((bytes, source)) => {
+            let got = match planned {
+                Planned::Ready(piece, source) => Ok((piece, source)),
+                Planned::Flight(flight) => flight.await.and_then(|(block, source)| {
                     let part = version.layout.part_in(index, &span);
-                    let Some(piece) = (part.end <= bytes.len()).then(|| bytes.slice(part)) else {
-                        let _ = tx
-                            .send(Err(BlockError::Body("block shorter than its place".into())))
-                            .await;
-                        return;
-                    };
+                    (part.end <= block.len())
+                        .then(|| (block.slice(part), source))
+                        .ok_or_else(|| BlockError::Body("block shorter than its place".into()))
+                }),
+            };
+            match got {
+                Ok((piece, source)) => {
                     self.metrics.block_served(source, piece.len() as u64);
                     let from = if source == "origin" { "origin" } else { "cache" };
                     self.metrics.served(from, piece.len() as u64);
@@ -320,22 +316,33 @@ impl Engine {
         }
     }
 
-    /// Looks the blocks `indexes` up and starts fetches for the missing ones; one future per
-    /// block, in order (none for read-ahead, which only warms the cache).
+    /// Looks the blocks `indexes` up, for their parts in `span` (`None`: read-ahead, which
+    /// only asks whether each block is held), and starts fetches for the missing ones; one
+    /// entry per block, in order (none for read-ahead, which only warms the cache).
     async fn plan(
         self: &Arc<Self>,
         version: &Arc<Version>,
         indexes: Range<u64>,
-        ahead: bool,
+        span: Option<&Range<u64>>,
     ) -> Vec<(u64, Planned)> {
-        let keys: Vec<(u64, BlockKey)> = indexes.map(|i| (i, version.block_key(i))).collect();
-        let found = futures::future::join_all(keys.iter().map(|(_, k)| self.tier.get_block(k))).await;
+        let ahead = span.is_none();
+        let layout = version.layout;
+        let keys: Vec<(u64, BlockKey, Range<usize>, usize)> = indexes
+            .map(|i| {
+                let bytes = layout.bytes_of(i);
+                let len = usize::try_from(bytes.end - bytes.start).unwrap_or(usize::MAX);
+                let part = span.map_or(0..1, |span| layout.part_in(i, span));
+                (i, version.block_key(i), part, len)
+            })
+            .collect();
+        let found = futures::future::join_all(
+            keys.iter()
+                .map(|(_, key, part, len)| self.tier.get_block(key, part.clone(), *len)),
+        )
+        .await;
         let mut out = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
-        for ((index, key), found) in keys.into_iter().zip(found) {
-            let want = version.layout.bytes_of(index);
-            // A block of the wrong length (a damaged or foreign value) is read again.
-            let found = found.map(|f| f.filter(|(bytes, _)| bytes.len() as u64 == want.end - want.start));
+        for ((index, key, _, _), found) in keys.into_iter().zip(found) {
             match found {
                 Ok(Some((bytes, tier))) => {
                     if !ahead {
@@ -577,7 +584,7 @@ impl Engine {
         let version = Arc::clone(version);
         let ahead = blocks.end..end;
         tokio::spawn(async move {
-            let _ = engine.plan(&version, ahead, true).await;
+            let _ = engine.plan(&version, ahead, None).await;
         });
     }
 }

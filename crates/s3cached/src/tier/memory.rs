@@ -6,6 +6,7 @@
 //! write-through entry must be admitted even when the cache is full, which moka's TinyLFU
 //! admission policy does not promise; TinyLFU is available for scan-heavy workloads.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,13 @@ impl MemoryTier {
         self.blocks.get(key.storage_key()).map(|slot| slot.bytes)
     }
 
+    /// The bytes `part` of a block held here whole (`block_len` bytes), without counting.
+    #[must_use]
+    pub fn peek_block_part(&self, key: &BlockKey, part: Range<usize>, block_len: usize) -> Option<Bytes> {
+        let block = self.peek_block(key)?;
+        (block.len() == block_len && part.start <= part.end && part.end <= block_len).then(|| block.slice(part))
+    }
+
     /// Stores a block.
     pub fn put_block_now(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) {
         if self.blocks.policy().max_capacity() != Some(0) {
@@ -195,8 +203,13 @@ impl CacheTier for MemoryTier {
         Some((self.peek(key)?, NAME))
     }
 
-    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
-        Ok(self.peek_block(key).map(|b| (b, NAME)))
+    async fn get_block(
+        &self,
+        key: &BlockKey,
+        part: Range<usize>,
+        block_len: usize,
+    ) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        Ok(self.peek_block_part(key, part, block_len).map(|b| (b, NAME)))
     }
 
     async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {

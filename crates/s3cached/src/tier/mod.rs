@@ -11,6 +11,7 @@ pub mod record;
 pub mod redis;
 pub mod tiered;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,10 +178,16 @@ pub trait CacheTier: Send + Sync + 'static {
         None
     }
 
-    /// A block of an object ([`crate::block`]), with the name of the tier that held it.
-    /// Blocks are immutable (their key names the object's version), so they need no
-    /// invalidation: an overwrite orphans them and eviction or their TTL removes them.
-    async fn get_block(&self, _key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+    /// The bytes `part` of a block of an object ([`crate::block`]) that is `block_len` bytes
+    /// long, with the name of the tier that held it; `None` when the tier does not hold the
+    /// block whole. Blocks are immutable (their key names the object's version), so they need
+    /// no invalidation: an overwrite orphans them and eviction or their TTL removes them.
+    async fn get_block(
+        &self,
+        _key: &BlockKey,
+        _part: Range<usize>,
+        _block_len: usize,
+    ) -> Result<Option<(Bytes, &'static str)>, TierError> {
         Ok(None)
     }
 

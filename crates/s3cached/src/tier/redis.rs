@@ -21,6 +21,7 @@
 //!   be decoded on several cores at once, which did not pay on 2 cores (one was fastest,
 //!   BENCHMARKS.md) but may on larger machines.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -373,12 +374,28 @@ impl CacheTier for RedisTier {
         results
     }
 
-    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+    async fn get_block(
+        &self,
+        key: &BlockKey,
+        part: Range<usize>,
+        block_len: usize,
+    ) -> Result<Option<(Bytes, &'static str)>, TierError> {
+        if part.start >= part.end || part.end > block_len {
+            return Ok(None);
+        }
         let (mut conn, permit) = self.conn()?;
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(key.storage_key());
-        let value: Option<Vec<u8>> = self.call(permit, conn.query(&cmd)).await?;
-        Ok(value.map(|v| (Bytes::from(v), NAME)))
+        if part.len() == block_len {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key.storage_key());
+            let value: Option<Vec<u8>> = self.call(permit, conn.query(&cmd)).await?;
+            return Ok(value.filter(|v| v.len() == block_len).map(|v| (Bytes::from(v), NAME)));
+        }
+        // Only the part crosses the network: a 64 KiB range of a 1 MiB block moves 64 KiB.
+        let mut cmd = redis::cmd("GETRANGE");
+        cmd.arg(key.storage_key()).arg(part.start).arg(part.end - 1);
+        let value: Vec<u8> = self.call(permit, conn.query(&cmd)).await?;
+        // A missing key reads as empty; a shorter (foreign or damaged) value as short.
+        Ok((value.len() == part.len()).then(|| (Bytes::from(value), NAME)))
     }
 
     async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {

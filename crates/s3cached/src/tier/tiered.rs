@@ -6,6 +6,7 @@
 //! empties its L1 too before the write is acknowledged. L1 is used only while the bus can
 //! vouch for it.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,16 +158,22 @@ impl CacheTier for Tiered {
         Some((self.l1.peek(key)?, memory::NAME))
     }
 
-    async fn get_block(&self, key: &BlockKey) -> Result<Option<(Bytes, &'static str)>, TierError> {
+    async fn get_block(
+        &self,
+        key: &BlockKey,
+        part: Range<usize>,
+        block_len: usize,
+    ) -> Result<Option<(Bytes, &'static str)>, TierError> {
         // Blocks never change under their key, so L1 needs no vouching by the bus.
-        if let Some(bytes) = self.l1.peek_block(key) {
+        if let Some(bytes) = self.l1.peek_block_part(key, part.clone(), block_len) {
             return Ok(Some((bytes, memory::NAME)));
         }
-        let found = self.l2.get_block(key).await?;
-        if let Some((bytes, _)) = &found {
-            self.l1.put_block_now(key, bytes.clone(), None);
-        }
-        Ok(found)
+        // The whole block, so that L1 holds it for the next reads.
+        let Some((block, tier)) = self.l2.get_block(key, 0..block_len, block_len).await? else {
+            return Ok(None);
+        };
+        self.l1.put_block_now(key, block.clone(), None);
+        Ok((part.end <= block.len()).then(|| (block.slice(part), tier)))
     }
 
     async fn put_block(&self, key: &BlockKey, bytes: Bytes, ttl: Option<Duration>) -> Result<(), TierError> {
