@@ -9,6 +9,7 @@ results, which must also equal a scan of the origin itself. Prints `ALL OK` at t
 import glob
 import os
 import sys
+import time
 import urllib.request
 
 import boto3
@@ -102,19 +103,26 @@ def pyarrow_scan(endpoint, keys):
     )
 
 
+def timed(what, scan, *args):
+    started = time.monotonic()
+    result = scan(*args)
+    print(f"{what}: {time.monotonic() - started:.3f} s")
+    return result
+
+
 write_dataset()
-want_duck = duckdb_scan(ORIGIN, ORIGIN_KEYS)
-want_arrow = pyarrow_scan(ORIGIN, ORIGIN_KEYS)
+want_duck = timed("duckdb, origin", duckdb_scan, ORIGIN, ORIGIN_KEYS)
+want_arrow = timed("pyarrow, origin", pyarrow_scan, ORIGIN, ORIGIN_KEYS)
 print("origin:", want_duck, want_arrow)
 
-first_duck = duckdb_scan(PROXY, CLIENT)
-first_arrow = pyarrow_scan(PROXY, CLIENT)
+first_duck = timed("duckdb, s3cached, first", duckdb_scan, PROXY, CLIENT)
+first_arrow = timed("pyarrow, s3cached, first", pyarrow_scan, PROXY, CLIENT)
 if first_duck != want_duck or first_arrow != want_arrow:
     fail(f"first round differs from the origin: {first_duck} {first_arrow}")
 
 before_origin, before_client = origin_gets(), client_gets()
-second_duck = duckdb_scan(PROXY, CLIENT)
-second_arrow = pyarrow_scan(PROXY, CLIENT)
+second_duck = timed("duckdb, s3cached, second", duckdb_scan, PROXY, CLIENT)
+second_arrow = timed("pyarrow, s3cached, second", pyarrow_scan, PROXY, CLIENT)
 after_origin, after_client = origin_gets(), client_gets()
 if second_duck != want_duck or second_arrow != want_arrow:
     fail(f"second round differs from the origin: {second_duck} {second_arrow}")
