@@ -2,41 +2,31 @@
 # Resident memory of a separate `s3cached serve` process (not run in CI):
 #   1. full of 64 KiB objects: `s3cached bench --mode load` against it with a working set of
 #      twice its memory capacity, while VmRSS is sampled from /proc/PID/status;
-#   2. streaming a 1 GiB object (above --max-object-size, so uncacheable) through it with curl,
-#      sampling VmRSS every 100 ms.
+#   2. streaming a 1 GiB object (above --max-object-size, so not cached whole) through it with
+#      curl, sampling VmRSS every 100 ms: the first GET streams through;
+#   3. the same GET again: now it is read as blocks (--block-memory-capacity BLOCK_CAPACITY),
+#      filling the block cache, which must stay within its capacity.
 # The measured process fronts a second s3cached in development mode (--local-dir) acting as
 # the S3 origin, so the measured process uses its real S3 client path (aws-sdk-s3).
 #
-# Usage: bench/memory-rss.sh      (CAPACITY=256MiB FILL_SECS=20 BIG=1GiB)
-# Target: peak RSS <= 1.25 x CAPACITY + 64 MiB when full; the streaming GET does not grow it.
+# Usage: bench/memory-rss.sh      (CAPACITY=256MiB BLOCK_CAPACITY=256MiB FILL_SECS=20 BIG=1GiB)
+# Targets: peak RSS <= 1.25 x CAPACITY + 64 MiB when full; the streaming GET does not grow it;
+# the GET read as blocks grows it by at most 1.25 x BLOCK_CAPACITY + 64 MiB.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
 CAPACITY="${CAPACITY:-256MiB}"
+BLOCK_CAPACITY="${BLOCK_CAPACITY:-256MiB}"
 FILL_SECS="${FILL_SECS:-20}"
 BIG="${BIG:-1GiB}"
-PY="$REPO/.venv/bin/python"
-
-log() { printf '[memory-rss] %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+log() { bench_log "$@"; }
+bench_init memory-rss
 [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
-if ! "$PY" -c 'import boto3' 2>/dev/null; then bash "$REPO/scripts/test-env.sh" >&2; fi
-
-WORK="$(mktemp -d /tmp/s3cached-rss.XXXXXX)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done; log "no answer at $1"; return 1; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m {s += $2} END {printf "%.0f", s}'; }
 
@@ -47,15 +37,16 @@ log "origin: s3cached serve --local-dir on 127.0.0.1:$OP"
     --admin-listen "127.0.0.1:$OAP" --access-key "$AK" --secret-key "$SK" --memory-capacity 16MiB \
     --max-object-size 1MiB >"$WORK/origin.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$OAP/health"
+wait_http "http://127.0.0.1:$OAP/health" "the origin"
 log "measured: s3cached serve --memory-capacity $CAPACITY on 127.0.0.1:$CP"
 "$BIN" --log-level warn serve --listen "127.0.0.1:$CP" --admin-listen "127.0.0.1:$CAP" \
     --origin-endpoint "http://127.0.0.1:$OP" --origin-path-style --origin-access-key "$AK" \
     --origin-secret-key "$SK" --access-key "$AK" --secret-key "$SK" \
-    --memory-capacity "$CAPACITY" --max-object-size 8MiB --ttl none >"$WORK/cache.log" 2>&1 &
+    --memory-capacity "$CAPACITY" --block-memory-capacity "$BLOCK_CAPACITY" --max-object-size 8MiB \
+    --ttl none >"$WORK/cache.log" 2>&1 &
 PID=$!
 pids+=("$PID")
-wait_http "http://127.0.0.1:$CAP/health"
+wait_http "http://127.0.0.1:$CAP/health" "s3cached"
 idle="$(rss_kib "$PID")"
 
 cap_bytes="$("$PY" -c "
@@ -124,6 +115,20 @@ touch "$WORK/stream.rss.stop"; wait "$sampler" || true
 stream_peak="$(sort -n "$WORK/stream.rss" | tail -n1)"
 after="$(rss_kib "$PID")"
 
+# --- 3. the same object again, read as blocks -------------------------------------
+sample "$PID" "$WORK/blocks.rss" &
+sampler=$!
+log "reading $BIG again: from blocks, filling the block cache"
+got_blocks="$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url")"
+touch "$WORK/blocks.rss.stop"; wait "$sampler" || true
+blocks_peak="$(sort -n "$WORK/blocks.rss" | tail -n1)"
+block_bytes="$(metric "$CAP" 's3cached_block_bytes_served_total')"
+block_cap_bytes="$("$PY" -c "
+s='$BLOCK_CAPACITY'.lower()
+for u,m in (('gib',1<<30),('mib',1<<20),('kib',1<<10),('b',1)):
+    if s.endswith(u): print(int(s[:-len(u)])*m); break
+else: print(int(s))")"
+
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 limit=$(( (cap_bytes + cap_bytes / 4) / 1024 + 64 * 1024 ))
 echo
@@ -135,3 +140,7 @@ echo "streaming $BIG (status, bytes, s): $got"
 echo "  RSS before $(mib "$before") MiB, peak during $(mib "$stream_peak") MiB, after $(mib "$after") MiB"
 if [ "$full_peak" -le "$limit" ]; then echo "full target: met"; else echo "full target: MISSED"; fi
 if [ "$stream_peak" -le $((before + 16 * 1024)) ]; then echo "streaming target (peak within 16 MiB of before): met"; else echo "streaming target: MISSED"; fi
+blocks_limit=$(( after + (block_cap_bytes + block_cap_bytes / 4) / 1024 + 64 * 1024 ))
+echo "read again as blocks (status, bytes, s): $got_blocks; $((block_bytes >> 20)) MiB served from blocks"
+echo "  RSS peak $(mib "$blocks_peak") MiB; target <= $(mib "$blocks_limit") MiB (block capacity $BLOCK_CAPACITY)"
+if [ "$blocks_peak" -le "$blocks_limit" ]; then echo "blocks target: met"; else echo "blocks target: MISSED"; fi

@@ -1,17 +1,19 @@
 //! The read path over blocks: GETs of objects cached as fixed-size aligned blocks
 //! ([`crate::block`]), whole or ranged.
 //!
-//! An answer walks the blocks its span touches, in order, in a task of its own that feeds the
-//! response body through a small channel, so a 1 GiB object is never buffered whole. Blocks
-//! are looked up a window at a time; contiguous missing blocks are read from the origin in
-//! one ranged GET (`If-Match` the cached ETag) of up to [`BlockPolicy::coalesce`] bytes, in a
-//! task of its own: a client that hangs up does not cancel a fetch other readers wait on, and
-//! each block is fetched once however many readers want it (single flight per block).
+//! Blocks are looked up a window at a time, each for the part of it the answer needs (so a
+//! shared tier sends only that part). An answer whose blocks are all at hand is sent at once;
+//! otherwise a task of its own walks the blocks in order and feeds the response body through
+//! a small channel, so a 1 GiB object is never buffered whole. Contiguous missing blocks are
+//! read from the origin in one ranged GET (`If-Match` the cached ETag) of up to
+//! [`BlockPolicy::coalesce`] bytes, in a task of its own: a client that hangs up does not
+//! cancel a fetch other readers wait on, and each block is fetched once however many readers
+//! want it (single flight per block).
 //!
 //! A 412 from the origin means the object changed: before the first byte is sent the
 //! metadata is dropped and the request is asked again; later, the body is cut short, so an
-//! answer never mixes two versions. Bytes of block fetches in flight are bounded process-wide;
-//! a read that finds the bound reached streams from the origin uncached. Sequential readers
+//! answer never mixes two versions. Block fetches take their bytes from the engine's in-flight
+//! budget ([`super::budget`]); a read that finds it spent streams from the origin uncached. Sequential readers
 //! (the next request starts where the last one ended) get read-ahead with a window that
 //! doubles up to a cap, from a budget of its own, so it never delays demand reads.
 
@@ -445,8 +447,12 @@ impl Engine {
                     senders.push(Some(tx));
                 }
             }
+            if senders.iter().all(Option::is_none) {
+                // Other readers started every block of the run meanwhile.
+                continue;
+            }
             if ahead {
-                self.metrics.prefetch("issued", run.len() as u64);
+                self.metrics.prefetch("issued", senders.iter().flatten().count() as u64);
             }
             let engine = Arc::clone(self);
             let version = Arc::clone(version);
@@ -523,19 +529,29 @@ impl Engine {
         let Some(mut body) = resp.output.body else {
             return Err(BlockError::Body("no body".into()));
         };
-        let mut buf = BytesMut::new();
+        // Each block gets an allocation of exactly its size: a block cut from a shared,
+        // larger buffer would keep all of it alive for as long as the block is cached.
+        let block_len = |index: u64| {
+            let bytes = version.layout.bytes_of(index);
+            usize::try_from(bytes.end - bytes.start).unwrap_or(usize::MAX)
+        };
         let mut slot = 0usize;
+        let mut block = BytesMut::with_capacity(run.first().map_or(0, |(i, _)| block_len(*i)));
+        let mut chunk = Bytes::new();
         while slot < run.len() {
             let (index, key) = &run[slot];
-            let want = version.layout.bytes_of(*index);
-            let want = usize::try_from(want.end - want.start).unwrap_or(usize::MAX);
-            if buf.len() >= want {
-                let block = buf.split_to(want).freeze();
-                if self.tier.put_block(key, block.clone(), version.ttl).await.is_err() {
+            let want = block_len(*index);
+            if block.len() == want {
+                let done = std::mem::replace(
+                    &mut block,
+                    BytesMut::with_capacity(run.get(slot + 1).map_or(0, |(i, _)| block_len(*i))),
+                )
+                .freeze();
+                if self.tier.put_block(key, done.clone(), version.ttl).await.is_err() {
                     self.metrics.tier_error(self.tier.name());
                 }
                 if let Some(tx) = senders[slot].take() {
-                    let _ = tx.send(Ok((block, "origin")));
+                    let _ = tx.send(Ok((done, "origin")));
                     self.blocks
                         .flights
                         .lock()
@@ -545,11 +561,15 @@ impl Engine {
                 slot += 1;
                 continue;
             }
-            match body.next().await {
-                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                Some(Err(e)) => return Err(BlockError::Body(e.to_string())),
-                None => return Err(BlockError::Body("the origin's body ended early".into())),
+            if chunk.is_empty() {
+                chunk = match body.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    Some(Err(e)) => return Err(BlockError::Body(e.to_string())),
+                    None => return Err(BlockError::Body("the origin's body ended early".into())),
+                };
             }
+            let take = (want - block.len()).min(chunk.len());
+            block.extend_from_slice(&chunk.split_to(take));
         }
         Ok(())
     }

@@ -114,6 +114,32 @@ fn hit_headers(meta: &ObjectMeta, view: &HitView<'_>) -> S3Result<(http::HeaderM
     Ok((rendered.headers, metadata))
 }
 
+/// What a GET answer from cached metadata `meta` is made of, once the request's conditions
+/// passed: the span asked for (`None`: the whole object), the output without its body, and
+/// the rendered headers.
+fn get_answer_parts(
+    meta: &ObjectMeta,
+    request: &ReadRequest,
+    cache_status: &HeaderValue,
+) -> S3Result<(Option<std::ops::Range<u64>>, GetObjectOutput, http::HeaderMap)> {
+    check_conditions(&request.conditions, meta, cache_status)?;
+    let span = span_of(request, meta.size)?;
+    let view = HitView {
+        get: true,
+        checksums: request.checksums,
+        span: span.as_ref(),
+        overrides: &request.overrides,
+    };
+    let (headers, metadata) = hit_headers(meta, &view)?;
+    let out = GetObjectOutput {
+        // s3s answers 206 for an output with a Content-Range.
+        content_range: span.as_ref().map(|s| range::content_range(s, meta.size)),
+        metadata,
+        ..GetObjectOutput::default()
+    };
+    Ok((span, out, headers))
+}
+
 /// A lookup the hot path made for a request it then left to the full path. It travels in the
 /// request's extensions, so the full path neither asks the tier a second time (a second round
 /// trip to a shared tier, or a second wait for a failing one) nor counts the lookup twice.
@@ -239,22 +265,8 @@ impl Engine {
         if !entry.in_blocks || entry.missing {
             return self.answer_get(&entry, request, header);
         }
-        let meta = &entry.meta;
-        check_conditions(&request.conditions, meta, &header)?;
-        let span = span_of(request, meta.size)?;
-        let view = HitView {
-            get: true,
-            checksums: request.checksums,
-            span: span.as_ref(),
-            overrides: &request.overrides,
-        };
-        let (headers, metadata) = hit_headers(meta, &view)?;
-        let out = GetObjectOutput {
-            content_range: span.as_ref().map(|s| range::content_range(s, meta.size)),
-            metadata,
-            ..GetObjectOutput::default()
-        };
-        let whole = span.unwrap_or(0..meta.size);
+        let (span, out, headers) = get_answer_parts(&entry.meta, request, &header)?;
+        let whole = span.unwrap_or(0..entry.meta.size);
         match self
             .answer_from_blocks(key, &entry, whole, out, headers, header)
             .await?
@@ -330,16 +342,7 @@ impl Engine {
         if entry.missing {
             return Err(no_such_key());
         }
-        let meta = &entry.meta;
-        check_conditions(&request.conditions, meta, &header)?;
-        let span = span_of(request, meta.size)?;
-        let view = HitView {
-            get: true,
-            checksums: request.checksums,
-            span: span.as_ref(),
-            overrides: &request.overrides,
-        };
-        let (headers, metadata) = hit_headers(meta, &view)?;
+        let (span, mut out, headers) = get_answer_parts(&entry.meta, request, &header)?;
         let body = match &span {
             // Spans are within the body, which holds exactly `size` bytes.
             Some(span) => entry
@@ -348,13 +351,7 @@ impl Engine {
             None => entry.body.clone(),
         };
         self.metrics.served("cache", body.len() as u64);
-        let out = GetObjectOutput {
-            body: Some(blob(body)),
-            // s3s answers 206 for an output with a Content-Range.
-            content_range: span.as_ref().map(|s| range::content_range(s, meta.size)),
-            metadata,
-            ..GetObjectOutput::default()
-        };
+        out.body = Some(blob(body));
         let mut resp = S3Response::new(out);
         resp.headers = headers;
         resp.headers.insert(CACHE_STATUS_HEADER, header);
