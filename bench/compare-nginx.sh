@@ -57,7 +57,10 @@ fi
 BIN="${S3CACHED_BIN:-$REPO/target/release/s3cached}"
 BASELINE_BIN="${BASELINE_BIN:-}"
 
-log() { printf '[compare-nginx] %s\n' "$*" >&2; }
+BENCH_NAME=compare-nginx
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+log() { bench_log "$@"; }
 
 # --- tools --------------------------------------------------------------------
 missing=()
@@ -78,104 +81,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-if [ ! -x "$VENV/bin/weed" ] || ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
-    log "setting up .venv (scripts/test-env.sh)"
-    bash "$REPO/scripts/test-env.sh" >&2
-    VENV="$REPO/.venv"
-fi
 PY="$VENV/bin/python"
 WEED="$VENV/bin/weed"
+bench_init compare-nginx
 if [ ! -x "$BIN" ]; then
     log "building $BIN"
     (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
 fi
 
-# --- scratch space and cleanup ------------------------------------------------
-WORK="$(mktemp -d /tmp/s3cached-compare.XXXXXX)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    rm -f /tmp/seaweedfs-*-grpc-"${SEAWEED_PORTS:-none}"*.sock 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free port p with p + 10000 also free (SeaweedFS puts gRPC there).
-free_port_pair() {
-    "$PY" - <<'EOF'
-import random, socket
-for _ in range(500):
-    p = random.randint(20000, 55000)
-    ok = True
-    for q in (p, p + 10000):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", q))
-        except OSError:
-            ok = False
-        finally:
-            s.close()
-    if ok:
-        print(p)
-        break
-EOF
-}
-
-wait_http() { # url, what
-    for _ in $(seq 150); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.2
-    done
-    log "$2 did not come up at $1"
-    return 1
-}
-
-ORIGIN_AK="compare-origin"
-ORIGIN_SK="compare-origin-secret-0123456789"
-CACHE_AK="compare-cache"
-CACHE_SK="compare-cache-secret-0123456789"
-
 # --- SeaweedFS ------------------------------------------------------------------
-S3P="$(free_port_pair)"; MP="$(free_port_pair)"; VP="$(free_port_pair)"; FP="$(free_port_pair)"; AP="$(free_port_pair)"
-SEAWEED_PORTS="$S3P"
-mkdir -p "$WORK/weed"
-log "starting SeaweedFS on 127.0.0.1:$S3P"
-AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
-    "${SERVER_CPU[@]}" "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-    -master.telemetry=false -admin.ui=false -webdav=false \
-    -s3.port="$S3P" -s3.port.grpc=$((S3P + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
-    -master.port="$MP" -master.port.grpc=$((MP + 10000)) \
-    -volume.port="$VP" -volume.port.grpc=$((VP + 10000)) \
-    -filer.port="$FP" -filer.port.grpc=$((FP + 10000)) \
-    -admin.port="$AP" -admin.port.grpc=$((AP + 10000)) \
-    -filer.localSocket="$WORK/filer.sock" -s3.localSocket="$WORK/s3.sock" \
-    >"$WORK/weed.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$S3P/" "SeaweedFS"
+start_seaweed
+S3P="$SEAWEED_PORT"
 
 # --- s3cached -------------------------------------------------------------------
-start_s3cached() { # name, extra flags... -> sets STARTED_PORT
-    local name="$1" port admin
-    shift
-    port="$(free_port_pair)"; admin="$(free_port_pair)"
-    log "starting s3cached ($name${1:+: $*}) on 127.0.0.1:$port"
-    "${SERVER_CPU[@]}" "$BIN" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
-        --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
-        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
-        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB --max-object-size 2MiB "$@" \
-        >"$WORK/$name.log" 2>&1 &
-    pids+=($!)
-    wait_http "http://127.0.0.1:$admin/health" "s3cached ($name)"
-    STARTED_PORT="$port"
+start_cache() { # name, extra flags... -> sets STARTED_PORT
+    start_s3cached "$1" --memory-capacity 256MiB --max-object-size 2MiB "${@:2}"
 }
-start_s3cached s3cached
+start_cache s3cached
 CP="$STARTED_PORT"
 # name:port of the further s3cached targets (signed with the cache's keys, like s3cached's).
 EXTRA_CACHES=()
@@ -189,34 +111,27 @@ if [ "$REDIS" = 1 ]; then
     for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
     read -r -a conn_counts <<<"$REDIS_CONNECTIONS"
     if [ "${#conn_counts[@]}" = 1 ]; then
-        start_s3cached redis --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "${conn_counts[0]}"
+        start_cache redis --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "${conn_counts[0]}"
         EXTRA_CACHES+=("redis:$STARTED_PORT")
     else
         for n in "${conn_counts[@]}"; do
-            start_s3cached "redis-c$n" --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "$n"
+            start_cache "redis-c$n" --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "$n"
             EXTRA_CACHES+=("redis-c$n:$STARTED_PORT")
         done
     fi
     if [ "${REDIS_NO_HOT:-0}" = 1 ]; then
-        start_s3cached redis-nohot --tier redis --redis-url "redis://127.0.0.1:$RP" \
+        start_cache redis-nohot --tier redis --redis-url "redis://127.0.0.1:$RP" \
             --redis-connections "${conn_counts[0]}" --no-hot-path
         EXTRA_CACHES+=("redis-nohot:$STARTED_PORT")
     fi
-    start_s3cached mem+redis --tier memory+redis --redis-url "redis://127.0.0.1:$RP" \
+    start_cache mem+redis --tier memory+redis --redis-url "redis://127.0.0.1:$RP" \
         --redis-connections "${conn_counts[0]}"
     EXTRA_CACHES+=("mem+redis:$STARTED_PORT")
 fi
 BP=""
 if [ -n "$BASELINE_BIN" ]; then
-    BP="$(free_port_pair)"; BAP="$(free_port_pair)"
-    log "starting the baseline s3cached ($BASELINE_BIN) on 127.0.0.1:$BP"
-    "${SERVER_CPU[@]}" "$BASELINE_BIN" --log-level warn serve --listen "127.0.0.1:$BP" --admin-listen "127.0.0.1:$BAP" \
-        --origin-endpoint "http://127.0.0.1:$S3P" --origin-path-style \
-        --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
-        --access-key "$CACHE_AK" --secret-key "$CACHE_SK" --memory-capacity 256MiB \
-        >"$WORK/baseline.log" 2>&1 &
-    pids+=($!)
-    wait_http "http://127.0.0.1:$BAP/health" "baseline s3cached"
+    BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB
+    BP="$STARTED_PORT"
 fi
 
 # --- nginx ----------------------------------------------------------------------
@@ -310,15 +225,6 @@ run_wrk() { # port, paths file, duration -> wrk output
         "http://127.0.0.1:$1" 2>&1
 }
 
-to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-        else printf "%s", v }'
-}
-
 log "warming each target (3s)"
 for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
@@ -374,7 +280,6 @@ for round in $(seq "$RUNS"); do
     done
 done
 
-median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo
 echo "Peer comparison: $OBJECTS objects of $SIZE bytes, wrk -t$THREADS -c$CONNS -d$DURATION, medians of $RUNS rounds"

@@ -1,8 +1,10 @@
 # Shared pieces of the bench scripts (sourced, not run): scratch directory and cleanup, free
 # ports, waiting for a server, SeaweedFS and s3cached on 127.0.0.1.
 #
-# The sourcing script sets REPO, and may set PY, WEED and BIN; it calls `bench_init NAME` first.
+# The sourcing script sets REPO, and may set PY, WEED, BIN and SERVER_CPU (a command prefix
+# for the servers, e.g. `taskset -c 1`); it calls `bench_init NAME` first.
 
+BENCH_NAME="${BENCH_NAME:-bench}"
 bench_log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
 
 # Scratch directory in $WORK, removed (with every process in $pids) on exit.
@@ -73,7 +75,7 @@ start_seaweed() {
     mkdir -p "$WORK/weed"
     bench_log "starting SeaweedFS on 127.0.0.1:$s3"
     AWS_ACCESS_KEY_ID="$ORIGIN_AK" AWS_SECRET_ACCESS_KEY="$ORIGIN_SK" \
-        "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        ${SERVER_CPU[@]+"${SERVER_CPU[@]}"} "$WEED" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.telemetry=false -admin.ui=false -webdav=false \
         -s3.port="$s3" -s3.port.grpc=$((s3 + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
         -master.port="$m" -master.port.grpc=$((m + 10000)) \
@@ -92,7 +94,7 @@ start_s3cached() { # name, extra flags...
     shift
     port="$(free_port_pair)"; admin="$(free_port_pair)"
     bench_log "starting s3cached ($name${1:+: $*}) on 127.0.0.1:$port"
-    "$BIN" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
+    ${SERVER_CPU[@]+"${SERVER_CPU[@]}"} "$BIN" --log-level warn serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" \
         --origin-endpoint "http://127.0.0.1:$SEAWEED_PORT" --origin-path-style \
         --origin-access-key "$ORIGIN_AK" --origin-secret-key "$ORIGIN_SK" \
         --access-key "$CACHE_AK" --secret-key "$CACHE_SK" "$@" \

@@ -84,7 +84,7 @@ static HOT: LazyLock<HotPath> = LazyLock::new(|| {
     let auth = ClientAuth {
         credentials,
         allow_anonymous: true,
-        identities_file: None,
+        ..ClientAuth::default()
     };
     let authorizer = Arc::new(Authorizer::new(rules_of(&auth).expect("rules"), None));
     let hosts = VirtualHosts::new(&["s3.example.com".to_owned()]).expect("domain");
