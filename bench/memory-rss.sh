@@ -50,11 +50,14 @@ pids+=("$PID")
 wait_http "http://127.0.0.1:$CAP/health" "s3cached"
 idle="$(rss_kib "$PID")"
 
-cap_bytes="$("$PY" -c "
-s='$CAPACITY'.lower()
+bytes_of() { # a size such as 256MiB -> bytes
+    "$PY" -c "
+s='$1'.lower()
 for u,m in (('gib',1<<30),('mib',1<<20),('kib',1<<10),('b',1)):
     if s.endswith(u): print(int(s[:-len(u)])*m); break
-else: print(int(s))")"
+else: print(int(s))"
+}
+cap_bytes="$(bytes_of "$CAPACITY")"
 ws=$((cap_bytes * 2))
 
 # --- 1. full of 64 KiB objects --------------------------------------------------
@@ -125,11 +128,7 @@ touch "$WORK/blocks.rss.stop"; wait "$sampler" || true
 blocks_peak="$(sort -n "$WORK/blocks.rss" | tail -n1)"
 block_bytes="$(metric "$CAP" 's3cached_block_bytes_served_total')"
 cached_after_blocks="$(metric "$CAP" 's3cached_cache_bytes')"
-block_cap_bytes="$("$PY" -c "
-s='$BLOCK_CAPACITY'.lower()
-for u,m in (('gib',1<<30),('mib',1<<20),('kib',1<<10),('b',1)):
-    if s.endswith(u): print(int(s[:-len(u)])*m); break
-else: print(int(s))")"
+block_cap_bytes="$(bytes_of "$BLOCK_CAPACITY")"
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 limit=$(( (cap_bytes + cap_bytes / 4) / 1024 + 64 * 1024 ))
