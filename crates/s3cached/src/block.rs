@@ -92,6 +92,13 @@ impl Layout {
         start..start.saturating_add(self.block_size).min(self.size)
     }
 
+    /// The length of block `index`, in bytes.
+    #[must_use]
+    pub fn len_of(&self, index: u64) -> usize {
+        let bytes = self.bytes_of(index);
+        usize::try_from(bytes.end - bytes.start).unwrap_or(usize::MAX)
+    }
+
     /// The blocks a non-empty `span` of the object touches.
     #[must_use]
     pub fn blocks_of(&self, span: &Range<u64>) -> Range<u64> {
@@ -120,6 +127,7 @@ mod tests {
         let l = Layout::new(10, 4);
         assert_eq!(l.count(), 3);
         assert_eq!(l.bytes_of(2), 8..10);
+        assert_eq!((l.len_of(0), l.len_of(2)), (4, 2));
         assert_eq!(l.blocks_of(&(0..10)), 0..3);
         assert_eq!(l.blocks_of(&(3..5)), 0..2);
         assert_eq!(l.blocks_of(&(4..8)), 1..2);

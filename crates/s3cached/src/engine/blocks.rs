@@ -83,7 +83,6 @@ struct Version {
     /// Names the version in block keys: the ETag, and the version id when there is one.
     tag: String,
     e_tag: ETag,
-    version_id: Option<String>,
     layout: Layout,
     ttl: Option<Duration>,
 }
@@ -164,6 +163,20 @@ impl futures::Stream for ChannelBody {
     }
 }
 
+/// The response: `out` with `body`, the rendered `headers` and the cache status.
+fn answer(
+    mut out: GetObjectOutput,
+    body: StreamingBlob,
+    headers: http::HeaderMap,
+    cache_status: HeaderValue,
+) -> Box<S3Response<GetObjectOutput>> {
+    out.body = Some(body);
+    let mut resp = S3Response::new(out);
+    resp.headers = headers;
+    resp.headers.insert(CACHE_STATUS_HEADER, cache_status);
+    Box::new(resp)
+}
+
 impl Engine {
     /// The version of the object `entry` describes, when it can be read as blocks.
     fn version_of(&self, key: &CacheKey, entry: &Entry) -> Option<Arc<Version>> {
@@ -179,7 +192,6 @@ impl Engine {
             key: key.clone(),
             tag,
             e_tag,
-            version_id: key.version().map(str::to_owned),
             layout: Layout::new(entry.meta.size, self.blocks.policy.block_size),
             ttl: self.freshness.retention_for(key, false),
         }))
@@ -192,7 +204,7 @@ impl Engine {
         key: &CacheKey,
         entry: &Entry,
         span: Range<u64>,
-        mut out: GetObjectOutput,
+        out: GetObjectOutput,
         headers: http::HeaderMap,
         cache_status: HeaderValue,
     ) -> S3Result<BlocksAnswer> {
@@ -213,15 +225,11 @@ impl Engine {
             let mut pieces = Vec::with_capacity(planned.len());
             for (_, p) in planned {
                 let Planned::Ready(piece, source) = p else { continue };
-                self.metrics.block_served(source, piece.len() as u64);
-                self.metrics.served("cache", piece.len() as u64);
+                self.count_served(source, &piece);
                 pieces.push(Ok::<_, BlockError>(piece));
             }
-            out.body = Some(StreamingBlob::wrap(futures::stream::iter(pieces)));
-            let mut resp = S3Response::new(out);
-            resp.headers = headers;
-            resp.headers.insert(CACHE_STATUS_HEADER, cache_status);
-            return Ok(BlocksAnswer::Answer(Box::new(resp)));
+            let body = StreamingBlob::wrap(futures::stream::iter(pieces));
+            return Ok(BlocksAnswer::Answer(answer(out, body, headers, cache_status)));
         }
         let (tx, mut rx) = mpsc::channel(2);
         let engine = Arc::clone(self);
@@ -243,12 +251,23 @@ impl Engine {
             }
             None => None,
         };
-        let body = ChannelBody { first, rx };
-        out.body = Some(StreamingBlob::wrap(body));
-        let mut resp = S3Response::new(out);
-        resp.headers = headers;
-        resp.headers.insert(CACHE_STATUS_HEADER, cache_status);
-        Ok(BlocksAnswer::Answer(Box::new(resp)))
+        let body = StreamingBlob::wrap(ChannelBody { first, rx });
+        Ok(BlocksAnswer::Answer(answer(out, body, headers, cache_status)))
+    }
+
+    /// Counts a piece of an answer sent from a block that came from `source`.
+    fn count_served(&self, source: &'static str, piece: &Bytes) {
+        self.metrics.block_served(source, piece.len() as u64);
+        let from = if source == "origin" { "origin" } else { "cache" };
+        self.metrics.served(from, piece.len() as u64);
+    }
+
+    /// A client read the block `key`: if it was read ahead, the read-ahead was used.
+    fn count_read_ahead_used(&self, key: &BlockKey) {
+        if self.blocks.prefetched.contains_key(key) {
+            self.blocks.prefetched.invalidate(key);
+            self.metrics.prefetch("used", 1);
+        }
     }
 
     /// The origin no longer has the cached version: drop the metadata, as a write would.
@@ -302,9 +321,7 @@ impl Engine {
             };
             match got {
                 Ok((piece, source)) => {
-                    self.metrics.block_served(source, piece.len() as u64);
-                    let from = if source == "origin" { "origin" } else { "cache" };
-                    self.metrics.served(from, piece.len() as u64);
+                    self.count_served(source, &piece);
                     if tx.send(Ok(piece)).await.is_err() {
                         // The client went away; fetches others wait on go on in their tasks.
                         return;
@@ -331,10 +348,8 @@ impl Engine {
         let layout = version.layout;
         let keys: Vec<(u64, BlockKey, Range<usize>, usize)> = indexes
             .map(|i| {
-                let bytes = layout.bytes_of(i);
-                let len = usize::try_from(bytes.end - bytes.start).unwrap_or(usize::MAX);
                 let part = span.map_or(0..1, |span| layout.part_in(i, span));
-                (i, version.block_key(i), part, len)
+                (i, version.block_key(i), part, layout.len_of(i))
             })
             .collect();
         let found = futures::future::join_all(
@@ -349,10 +364,7 @@ impl Engine {
                 Ok(Some((bytes, tier))) => {
                     if !ahead {
                         self.metrics.block_hit(tier);
-                        if self.blocks.prefetched.contains_key(&key) {
-                            self.blocks.prefetched.invalidate(&key);
-                            self.metrics.prefetch("used", 1);
-                        }
+                        self.count_read_ahead_used(&key);
                         out.push((index, Planned::Ready(bytes, tier)));
                     }
                 }
@@ -386,10 +398,7 @@ impl Engine {
                 match flights.get(&key) {
                     Some(f) => {
                         if !ahead {
-                            if self.blocks.prefetched.contains_key(&key) {
-                                self.blocks.prefetched.invalidate(&key);
-                                self.metrics.prefetch("used", 1);
-                            }
+                            self.count_read_ahead_used(&key);
                             out.push((index, f.clone()));
                         }
                     }
@@ -497,7 +506,7 @@ impl Engine {
         let input = GetObjectInput::builder()
             .bucket(version.key.bucket().to_owned())
             .key(version.key.key().to_owned())
-            .version_id(version.version_id.clone())
+            .version_id(version.key.version().map(str::to_owned))
             .range(Some(s3s::dto::Range::Int {
                 first: bytes.start,
                 last: Some(bytes.end - 1),
@@ -531,10 +540,7 @@ impl Engine {
         };
         // Each block gets an allocation of exactly its size: a block cut from a shared,
         // larger buffer would keep all of it alive for as long as the block is cached.
-        let block_len = |index: u64| {
-            let bytes = version.layout.bytes_of(index);
-            usize::try_from(bytes.end - bytes.start).unwrap_or(usize::MAX)
-        };
+        let block_len = |index: u64| version.layout.len_of(index);
         let mut slot = 0usize;
         let mut block = BytesMut::with_capacity(run.first().map_or(0, |(i, _)| block_len(*i)));
         let mut chunk = Bytes::new();

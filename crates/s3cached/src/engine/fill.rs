@@ -42,13 +42,7 @@ impl Engine {
         token: FillToken,
         validator: Option<Arc<Entry>>,
     ) -> (Flight<FillOutcome>, bool) {
-        let engine = Arc::clone(self);
-        let fill_key = key.clone();
-        self.flights.join_or_start(
-            key,
-            move || async move { engine.fill(fill_key, token, validator).await },
-            || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
-        )
+        self.join_fill(key, move |engine, key| engine.fill(key, token, validator))
     }
 
     /// Joins or starts the single-flight fill of `key` for a ranged GET or a HEAD that missed:
@@ -59,13 +53,32 @@ impl Engine {
         key: &CacheKey,
         token: FillToken,
     ) -> (Flight<FillOutcome>, bool) {
+        self.join_fill(key, move |engine, key| engine.fill_by_head(key, token))
+    }
+
+    /// Joins the fill of `key` in flight, or starts `fill` as its own task.
+    fn join_fill<F>(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        fill: impl FnOnce(Arc<Self>, CacheKey) -> F,
+    ) -> (Flight<FillOutcome>, bool)
+    where
+        F: Future<Output = FillOutcome> + Send + 'static,
+    {
         let engine = Arc::clone(self);
         let fill_key = key.clone();
         self.flights.join_or_start(
             key,
-            move || async move { engine.fill_by_head(fill_key, token).await },
+            move || fill(engine, fill_key),
             || FillOutcome::Failed(OriginFailure::internal("cache fill task failed".to_owned())),
         )
+    }
+
+    /// Whether an object the origin described with `meta` (and could be cached at all) is
+    /// cached as blocks: too large to keep whole, within the block limit, and with an ETag to
+    /// name its blocks by.
+    fn caches_as_blocks(&self, meta: &ObjectMeta) -> bool {
+        meta.size > self.max_object_size() && self.blocks.takes(meta.size) && meta.e_tag.is_some()
     }
 
     async fn fill_by_head(self: Arc<Self>, key: CacheKey, token: FillToken) -> FillOutcome {
@@ -95,7 +108,7 @@ impl Engine {
         if cacheable && meta.size <= self.max_object_size() {
             return self.fill(key, token, None).await;
         }
-        if cacheable && self.blocks.takes(meta.size) && meta.e_tag.is_some() {
+        if cacheable && self.caches_as_blocks(&meta) {
             let entry = Arc::new(Entry::in_blocks(meta));
             self.store(key, Arc::clone(&entry), snapshot, token).await;
             return FillOutcome::Cached(entry);
@@ -150,7 +163,7 @@ impl Engine {
         if !cacheable || meta.size > self.max_object_size() {
             self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
             debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
-            if cacheable && self.blocks.takes(meta.size) && meta.e_tag.is_some() {
+            if cacheable && self.caches_as_blocks(&meta) {
                 // This answer streams through; the next reads of the object come from blocks.
                 self.store(key, Arc::new(Entry::in_blocks(meta)), snapshot, token).await;
             }

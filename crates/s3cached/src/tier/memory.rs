@@ -115,16 +115,10 @@ impl MemoryTier {
         self
     }
 
-    /// A block held here, without counting.
-    #[must_use]
-    pub fn peek_block(&self, key: &BlockKey) -> Option<Bytes> {
-        self.blocks.get(key.storage_key()).map(|slot| slot.bytes)
-    }
-
     /// The bytes `part` of a block held here whole (`block_len` bytes), without counting.
     #[must_use]
     pub fn peek_block_part(&self, key: &BlockKey, part: Range<usize>, block_len: usize) -> Option<Bytes> {
-        let block = self.peek_block(key)?;
+        let block = self.blocks.get(key.storage_key())?.bytes;
         (block.len() == block_len && part.start <= part.end && part.end <= block_len).then(|| block.slice(part))
     }
 
