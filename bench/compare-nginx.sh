@@ -137,21 +137,9 @@ fi
 # --- nginx ----------------------------------------------------------------------
 NP="$(free_port_pair)"
 mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-user root;
-worker_processes $NGINX_WORKERS;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:16m max_size=1g inactive=1h use_temp_path=off;
-    upstream origin { server 127.0.0.1:$S3P; keepalive 64; }
+{
+    nginx_conf_head "$NGINX_WORKERS" 1g "$S3P"
+    cat <<EOF
     server {
         listen 127.0.0.1:$NP;
         location / {
@@ -169,6 +157,7 @@ http {
     }
 }
 EOF
+} >"$WORK/nginx/nginx.conf"
 log "starting nginx on 127.0.0.1:$NP"
 "${SERVER_CPU[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)

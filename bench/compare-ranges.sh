@@ -69,21 +69,9 @@ fi
 
 NP="$(free_port_pair)"
 mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
-cat >"$WORK/nginx/nginx.conf" <<NGINX
-user root;
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:16m max_size=2g inactive=1h use_temp_path=off;
-    upstream origin { server 127.0.0.1:$S3P; keepalive 64; }
+{
+    nginx_conf_head auto 2g "$S3P"
+    cat <<NGINX
     server {
         listen 127.0.0.1:$NP;
         location / {
@@ -102,6 +90,7 @@ http {
     }
 }
 NGINX
+} >"$WORK/nginx/nginx.conf"
 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$NP/" "nginx"

@@ -115,3 +115,25 @@ to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
         else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
         else printf "%s", v }'
 }
+
+# The start of an nginx.conf for $WORK/nginx (with cache/ and tmp/ made): workers, logs and
+# temp paths there, a proxy_cache `s3` of MAX_SIZE and an upstream `origin` at ORIGIN_PORT.
+# The caller writes the `server` block and closes `http {`.
+nginx_conf_head() { # workers, max_size, origin_port
+    cat <<NGINX
+user root;
+worker_processes $1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:16m max_size=$2 inactive=1h use_temp_path=off;
+    upstream origin { server 127.0.0.1:$3; keepalive 64; }
+NGINX
+}

@@ -110,22 +110,24 @@ c = boto3.client('s3', endpoint_url='http://127.0.0.1:$CP', region_name='us-east
                  aws_access_key_id='$AK', aws_secret_access_key='$SK',
                  config=Config(s3={'addressing_style': 'path'}, signature_version='s3v4'))
 print(c.generate_presigned_url('get_object', Params={'Bucket': 'rss', 'Key': 'big.bin'}, ExpiresIn=3600))")"
+# GETs $url while sampling VmRSS into $WORK/NAME.rss; sets GOT (status, bytes, s) and PEAK.
+sampled_get() { # name
+    sample "$PID" "$WORK/$1.rss" &
+    local sampler=$!
+    GOT="$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url")"
+    touch "$WORK/$1.rss.stop"; wait "$sampler" || true
+    PEAK="$(sort -n "$WORK/$1.rss" | tail -n1)"
+}
 before="$(rss_kib "$PID")"
-sample "$PID" "$WORK/stream.rss" &
-sampler=$!
 log "streaming $BIG through s3cached"
-got="$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url")"
-touch "$WORK/stream.rss.stop"; wait "$sampler" || true
-stream_peak="$(sort -n "$WORK/stream.rss" | tail -n1)"
+sampled_get stream
+got="$GOT"; stream_peak="$PEAK"
 after="$(rss_kib "$PID")"
 
 # --- 3. the same object again, read as blocks -------------------------------------
-sample "$PID" "$WORK/blocks.rss" &
-sampler=$!
 log "reading $BIG again: from blocks, filling the block cache"
-got_blocks="$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url")"
-touch "$WORK/blocks.rss.stop"; wait "$sampler" || true
-blocks_peak="$(sort -n "$WORK/blocks.rss" | tail -n1)"
+sampled_get blocks
+got_blocks="$GOT"; blocks_peak="$PEAK"
 block_bytes="$(metric "$CAP" 's3cached_block_bytes_served_total')"
 cached_after_blocks="$(metric "$CAP" 's3cached_cache_bytes')"
 block_cap_bytes="$(bytes_of "$BLOCK_CAPACITY")"
