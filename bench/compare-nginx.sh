@@ -3,10 +3,13 @@
 #   (a) the origin directly (SeaweedFS from the repository's .venv),
 #   (b) nginx proxy_cache in front of that origin (Debian nginx),
 #   (c) s3cached in front of that origin,
+#   (c') nginx serving the same bytes as static files (sendfile), the ceiling for an HTTP server
+#        on this machine, as `nginx-static`,
 #   (d) with REDIS=1 (the default): redis-benchmark GETs of a pre-populated value of SIZE bytes
 #       (Redis's own rate, with CONNS clients), and s3cached on `--tier redis` and
 #       `--tier memory+redis` against that Redis,
-# in one run, each reported as a ratio to nginx (and the Redis tiers to redis-benchmark too).
+# in one run, each reported as a ratio to nginx proxy_cache and to nginx-static (and the Redis
+# tiers to redis-benchmark too).
 #
 # Workload: OBJECTS objects of SIZE bytes, GETs of presigned URLs (SigV4 in the query, signed
 # once up front with boto3) spread round-robin over the objects, CONNS connections, DURATION
@@ -136,7 +139,8 @@ fi
 
 # --- nginx ----------------------------------------------------------------------
 NP="$(free_port_pair)"
-mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
+NSP="$(free_port_pair)"
+mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp" "$WORK/static"
 {
     nginx_conf_head "$NGINX_WORKERS" 1g "$S3P"
     cat <<EOF
@@ -155,6 +159,15 @@ mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
             add_header X-Cache-Status \$upstream_cache_status;
         }
     }
+    # The objects' bytes as files, at the same paths (the query string is ignored).
+    server {
+        listen 127.0.0.1:$NSP;
+        root $WORK/static;
+        sendfile on;
+        tcp_nopush on;
+        open_file_cache max=1000 inactive=60s;
+        location / { }
+    }
 }
 EOF
 } >"$WORK/nginx/nginx.conf"
@@ -162,7 +175,7 @@ log "starting nginx on 127.0.0.1:$NP"
 "${SERVER_CPU[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$NP/" "nginx"
-TARGETS="origin:$S3P:origin nginx:$NP:origin s3cached:$CP:cache"
+TARGETS="origin:$S3P:origin nginx:$NP:origin nginx-static:$NSP:origin s3cached:$CP:cache"
 if [ -n "$BP" ]; then TARGETS="$TARGETS baseline:$BP:baseline"; fi
 for c in "${EXTRA_CACHES[@]}"; do
     TARGETS="$TARGETS ${c%%:*}:${c##*:}:${c%%:*}"
@@ -188,8 +201,12 @@ for name, port in extra:
     targets.append((name, client(port, "$CACHE_AK", "$CACHE_SK"), port))
 origin.create_bucket(Bucket="compare")
 body = bytes(i % 251 for i in range(size))
+import os
+os.makedirs(f"{work}/static/compare", exist_ok=True)
 for i in range(n):
     origin.put_object(Bucket="compare", Key=f"obj-{i:05}", Body=body)
+    with open(f"{work}/static/compare/obj-{i:05}", "wb") as f:
+        f.write(body)
 for name, c, port in targets:
     with open(f"{work}/{name}.paths", "w") as f:
         for i in range(n):
@@ -282,18 +299,20 @@ echo
 n_rps="$(median "${RPS[nginx]}")"
 n_p50="$(median "${P50[nginx]}")"
 n_p99="$(median "${P99[nginx]}")"
+ns_rps="$(median "${RPS[nginx-static]}")"
 rb_rps=""
 if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]}")"; fi
-printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
-names="origin nginx s3cached"
+printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
+names="origin nginx nginx-static s3cached"
 if [ -n "$BP" ]; then names="$names baseline"; fi
 for c in "${EXTRA_CACHES[@]}"; do names="$names ${c%%:*}"; done
 if [ -n "$RP" ]; then names="$names redis-bench"; fi
 for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
-    printf '%-12s %12.0f %8.3f %10s %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
+    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
         "$(awk -v a="$rps" -v s="$SIZE" 'BEGIN {printf "%.3f", a * s / 1e9}')" \
         "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" \
+        "$(awk -v a="$rps" -v b="$ns_rps" 'BEGIN {printf "%.2fx", a / b}')" \
         "$(awk -v a="$rps" -v b="$rb_rps" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}')" "$p50" \
         "$(awk -v a="$p50" -v b="$n_p50" 'BEGIN {printf "%.2fx", a / b}')" "$p99" \
         "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN {printf "%.2fx", a / b}')" "${ERRS[$name]:-none}"

@@ -74,7 +74,7 @@ mkdir -p "$OUT"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -n 200 >"$OUT/self.txt" || true
 perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -n 120 >"$OUT/children.txt" || true
 perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^$' | head -n 30 >"$OUT/dso.txt" || true
-for sym in __memmove_avx512_unaligned_erms __memcmp_evex_movbe _int_malloc; do
+for sym in __memmove_avx512_unaligned_erms __memcmp_evex_movbe _int_malloc _raw_spin_unlock_irqrestore finish_task_switch.isra.0; do
     perf report -i "$WORK/perf.data" --no-children --stdio -S "$sym" -G 2>/dev/null \
         | grep -v '^$' | head -n 60 >"$OUT/callers-$sym.txt" || true
 done

@@ -2,7 +2,8 @@
 //! `read_request::scan_headers`, the query parsing and `query_role`, path decoding, SigV4
 //! (`sigv4::Verifier`), virtual-hosted-style hosts (`host::VirtualHosts`), `CacheKey::new` and
 //! the answer from a memory tier holding a few objects. The input is a request head in text
-//! (see `s3cached_fuzz::request`).
+//! (see `s3cached_fuzz::request`); the same bytes also go to the connection loop's own parse
+//! (`hot_path::connection::answers_here`).
 
 #![no_main]
 
@@ -16,7 +17,7 @@ use s3cached::config::{CachePolicy, ClientAuth, Credentials, EvictionPolicy};
 use s3cached::engine::Engine;
 use s3cached::entry::{Entry, ObjectMeta};
 use s3cached::host::VirtualHosts;
-use s3cached::hot_path::HotPath;
+use s3cached::hot_path::{HotPath, MAX_HEADER_SECTION, connection};
 use s3cached::key::CacheKey;
 use s3cached::metrics::Metrics;
 use s3cached::origin::Origin;
@@ -92,6 +93,11 @@ static HOT: LazyLock<HotPath> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
+    // The connection loop's own parse of the same bytes as a raw HTTP/1.1 head.
+    if let Some(head_len) = connection::answers_here(data, &HOT) {
+        assert!(head_len <= data.len() && head_len <= MAX_HEADER_SECTION);
+        assert!(data[..head_len].ends_with(b"\n"), "a head ends with a blank line");
+    }
     let Some(req) = s3cached_fuzz::request(data) else {
         return;
     };

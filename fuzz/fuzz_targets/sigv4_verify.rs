@@ -1,5 +1,6 @@
-//! SigV4 verification of the hot path (`sigv4::Verifier::verify`): an `Authorization` header
-//! or a presigned query, on any request head. The input is a request head in text (see
+//! SigV4 verification of the hot path (`sigv4::Verifier::verify`, and `recall_presigned` of
+//! the presigned requests it remembers): an `Authorization` header or a presigned query, on
+//! any request head. The input is a request head in text (see
 //! `s3cached_fuzz::request`); the clock is fixed, so the seeds (signed at that time) verify.
 
 #![no_main]
@@ -33,12 +34,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let query = s3cached_fuzz::query_pairs(req.uri());
+    let target = req.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
     let now = SystemTime::UNIX_EPOCH + NOW;
     let signed = SignedRequest {
         method: req.method().as_str(),
         decoded_path: &path,
         query: &query,
         headers: req.headers(),
+        raw_target: Some(target),
     };
     let first = VERIFIER.verify(&signed, now);
     if let Some(key) = first {
@@ -46,6 +49,11 @@ fuzz_target!(|data: &[u8]| {
     }
     // The second time the signing key comes from the cache: the same answer.
     assert_eq!(VERIFIER.verify(&signed, now), first, "cached signing key");
+    // A request recalled by its bytes is one that verifies.
+    let recalled = VERIFIER.recall_presigned(signed.method, target, signed.headers, now);
+    if let Some(key) = &recalled {
+        assert_eq!(Some(&**key), first, "recalled a request that does not verify");
+    }
     if first.is_some() {
         // The method is signed: the same signature under another method is refused.
         let other = if signed.method == "GET" { "HEAD" } else { "GET" };
@@ -54,5 +62,9 @@ fuzz_target!(|data: &[u8]| {
             ..signed
         };
         assert_eq!(VERIFIER.verify(&moved, now), None, "signature accepted for {other}");
+        assert!(
+            VERIFIER.recall_presigned(other, target, signed.headers, now).is_none(),
+            "recalled for {other}"
+        );
     }
 });

@@ -324,6 +324,7 @@ fn sigv4(c: &mut Criterion) {
             decoded_path: template.uri.path(),
             query: &query,
             headers: &template.headers,
+            raw_target: None,
         };
         assert!(verifier.verify(&req, SystemTime::now()).is_some(), "{name}");
         g.bench_function(name, |b| b.iter(|| verifier.verify(black_box(&req), SystemTime::now())));

@@ -251,6 +251,14 @@ impl Authorizer {
         self.verifier.verify(req, SystemTime::now())
     }
 
+    /// The access key of a presigned request verified before with exactly these bytes and
+    /// still within its date (hot path); see [`crate::sigv4::Verifier::recall_presigned`].
+    #[must_use]
+    pub fn recall_presigned(&self, method: &str, target: &str, headers: &http::HeaderMap) -> Option<Arc<str>> {
+        self.verifier
+            .recall_presigned(method, target, headers, SystemTime::now())
+    }
+
     /// Whether `caller` may take `action` on `target`, without counting a refusal: for the hot
     /// path, which leaves every refusal to the full path (where it is answered and counted).
     #[must_use]

@@ -100,15 +100,37 @@ pub struct Entry {
     pub hit_headers: HitHeaders,
 }
 
-/// The hot path's GetObject response headers, rendered once per entry and reused by every
-/// hit it answers (`None` inside: the entry cannot be rendered and takes the full path).
-/// Derived from the metadata, so a copy starts empty and all entries compare equal on it.
+/// The hot path's response headers, rendered once per entry and view (GET or HEAD, with or
+/// without checksums) and reused by every hit it answers (`None` inside: the entry cannot be
+/// rendered and takes the full path). Derived from the metadata, so a copy starts empty and
+/// all entries compare equal on it.
 #[derive(Default)]
 pub struct HitHeaders {
-    /// Without checksums.
-    pub plain: OnceLock<Option<http::HeaderMap>>,
-    /// With the object's checksums (`x-amz-checksum-mode: ENABLED`).
-    pub with_checksums: OnceLock<Option<http::HeaderMap>>,
+    views: [OnceLock<Option<RenderedHit>>; 4],
+}
+
+/// One view's answer headers, in both forms the hot path writes.
+#[derive(Debug)]
+pub struct RenderedHit {
+    /// The headers, for answers written by hyper.
+    pub headers: http::HeaderMap,
+    /// The status line and the same headers as HTTP/1.1 bytes (`name: value` lines in the
+    /// map's order), for answers written straight to the socket.
+    pub wire: Bytes,
+}
+
+impl HitHeaders {
+    /// The headers of the view (`get`, `checksums`), rendered by `render` on first use.
+    pub fn get_or_render(
+        &self,
+        get: bool,
+        checksums: bool,
+        render: impl FnOnce() -> Option<RenderedHit>,
+    ) -> Option<&RenderedHit> {
+        self.views[usize::from(get) * 2 + usize::from(checksums)]
+            .get_or_init(render)
+            .as_ref()
+    }
 }
 
 impl Clone for HitHeaders {

@@ -8,7 +8,7 @@ use std::ops;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use s3s::dto::{Timestamp, TimestampFormat};
 
-use crate::entry::ObjectMeta;
+use crate::entry::{ObjectMeta, RenderedHit};
 use crate::range;
 use crate::read_request::Overrides;
 
@@ -121,6 +121,36 @@ impl Rendered {
         (!self.metadata_left_out).then_some(self.headers)
     }
 }
+
+/// The hot path's headers for a whole-object answer from `meta`, in both forms; `None` when
+/// they cannot be the whole answer's (see [`Rendered::complete`]).
+#[must_use]
+pub fn hit(meta: &ObjectMeta, get: bool, checksums: bool) -> Option<RenderedHit> {
+    let headers = render(meta, &HitView::plain(get, checksums))?.complete()?;
+    let wire = wire(&headers);
+    Some(RenderedHit { headers, wire })
+}
+
+/// `200 OK` with `headers` as hyper writes an HTTP/1.1 answer's head, up to (not including)
+/// the headers added per answer and the blank line that ends the head.
+#[must_use]
+pub fn wire(headers: &HeaderMap) -> bytes::Bytes {
+    let len = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(WIRE_STATUS_LINE.len() + len);
+    out.extend_from_slice(WIRE_STATUS_LINE);
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.into()
+}
+
+const WIRE_STATUS_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
 
 /// The headers s3s writes for a GetObject (`view.get`) or HeadObject answer from `meta`,
 /// without the cache-status header (added per answer); `None` when a value is not a valid

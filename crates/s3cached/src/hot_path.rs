@@ -15,8 +15,10 @@
 //! the same metrics.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use futures::future::{BoxFuture, Either, Ready, ready};
 use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
@@ -29,8 +31,8 @@ use s3s::{HttpError, HttpResponse};
 use crate::auth::{Action, Authorizer, Caller, Target};
 use crate::engine::read::Prefetched;
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
-use crate::entry::Entry;
-use crate::hit_headers::{self, HitView};
+use crate::entry::{Entry, RenderedHit};
+use crate::hit_headers;
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
 use crate::metrics::HitCounters;
@@ -57,9 +59,35 @@ fn decode_component(s: &str) -> Option<Cow<'_, str>> {
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Some(Cow::Borrowed(s));
     }
-    let spaced = s.replace('+', " ");
-    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
-    String::from_utf8(bytes).ok().map(Cow::Owned)
+    // One pass, as `percent_decode` after replacing `+`: a `%` not followed by two hex
+    // digits stays as it is.
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| Some((hex_value(*bytes.get(i + 1)?)?, hex_value(*bytes.get(i + 2)?)?)))
+            .flatten();
+        match (b, escaped) {
+            (_, Some((hi, lo))) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// Query parameters a hot-path request may carry: SigV4's and the `x-id` SDKs add.
@@ -100,13 +128,108 @@ pub struct SharedRead {
 
 /// What the hot path makes of a request without waiting.
 pub enum Verdict {
-    /// Answered from this process's memory.
-    Answered(HttpResponse),
+    /// Answered from this process's memory (already counted).
+    Answered(Hit),
     /// Qualified and allowed, but not in memory: a lookup in the shared tier may answer it.
     Shared(SharedRead),
     /// The full path's.
     Declined,
 }
+
+/// A request's line and header section: what the hot path reads of a request, from hyper's
+/// parse or from the connection loop's own ([`connection`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The protocol version.
+    pub version: Version,
+    /// The path and query, as sent (percent-encoded).
+    pub target: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The request has no body.
+    pub no_body: bool,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The head of `req`.
+    pub fn of<B: http_body::Body>(req: &'a Request<B>) -> Self {
+        Self {
+            method: req.method(),
+            version: req.version(),
+            target: req.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str),
+            headers: req.headers(),
+            no_body: req.body().is_end_stream(),
+        }
+    }
+
+    /// The path and the query (empty when there is none).
+    fn path_and_query(&self) -> (&'a str, &'a str) {
+        self.target.split_once('?').unwrap_or((self.target, ""))
+    }
+}
+
+/// A hit the hot path answers (counted when it was made): the entry and how to write it.
+pub struct Hit {
+    entry: Arc<Entry>,
+    tier: &'static str,
+    get: bool,
+    checksums: bool,
+}
+
+impl Hit {
+    fn rendered(&self) -> &RenderedHit {
+        // Rendered (and found complete) before the hit was made.
+        self.entry
+            .hit_headers
+            .get_or_render(self.get, self.checksums, || None)
+            .unwrap_or(&NOT_RENDERED)
+    }
+
+    /// The answer for hyper to write.
+    #[must_use]
+    pub fn into_response(self) -> HttpResponse {
+        let mut headers = self.rendered().headers.clone();
+        headers.insert(&CACHE_STATUS, hit_header(self.tier));
+        let body = if self.get {
+            s3s::Body::from(self.entry.body.clone())
+        } else {
+            s3s::Body::empty()
+        };
+        let mut resp = Response::new(body);
+        *resp.headers_mut() = headers;
+        resp
+    }
+
+    /// The status line and the entry's headers as HTTP/1.1 bytes: the head of the answer up
+    /// to the headers of this answer alone ([`Self::cache_status`], then `date`).
+    #[must_use]
+    pub fn wire_head(&self) -> &Bytes {
+        &self.rendered().wire
+    }
+
+    /// The value of this answer's cache-status header.
+    #[must_use]
+    pub fn cache_status(&self) -> http::HeaderValue {
+        hit_header(self.tier)
+    }
+
+    /// The body (empty for HEAD).
+    #[must_use]
+    pub fn body(&self) -> Bytes {
+        if self.get {
+            self.entry.body.clone()
+        } else {
+            Bytes::new()
+        }
+    }
+}
+
+static NOT_RENDERED: LazyLock<RenderedHit> = LazyLock::new(|| RenderedHit {
+    headers: HeaderMap::new(),
+    wire: Bytes::new(),
+});
 
 impl HotPath {
     /// A hot path over `engine`'s tier, for the reads `authorizer` allows: the same rules and
@@ -133,44 +256,58 @@ impl HotPath {
     /// The answer to `req` when it qualifies and its object is a fresh hit in this process's
     /// memory; `None` sends it down the full path (or to [`Self::answer_shared`]).
     pub fn answer<B: http_body::Body>(&self, req: &Request<B>) -> Option<HttpResponse> {
-        match self.decide(req) {
-            Verdict::Answered(resp) => Some(resp),
+        match self.decide(&RequestHead::of(req)) {
+            Verdict::Answered(hit) => Some(hit.into_response()),
             Verdict::Shared(_) | Verdict::Declined => None,
         }
     }
 
     /// What to do with `req`: answer it from memory now, look it up in the shared tier, or
     /// leave it to the full path.
-    pub fn decide<B: http_body::Body>(&self, req: &Request<B>) -> Verdict {
+    pub fn decide(&self, req: &RequestHead<'_>) -> Verdict {
         self.qualify(req).unwrap_or(Verdict::Declined)
     }
 
-    fn qualify<B: http_body::Body>(&self, req: &Request<B>) -> Option<Verdict> {
+    fn qualify(&self, req: &RequestHead<'_>) -> Option<Verdict> {
         let started = Instant::now();
-        let get = match *req.method() {
+        let get = match *req.method {
             Method::GET => true,
             Method::HEAD => false,
             _ => return None,
         };
-        if req.version() > Version::HTTP_11 || !req.body().is_end_stream() {
+        if req.version > Version::HTTP_11 || !req.no_body {
             return None;
         }
-        let headers = req.headers();
+        let headers = req.headers;
         let scan = scan_headers(headers)?;
-        let query = match req.uri().query() {
-            Some(q) => parse_query(q)?,
-            None => Vec::new(),
-        };
-        if !query.iter().all(|(name, _)| allowed_query_param(name)) {
+        let (raw_path, raw_query) = req.path_and_query();
+        if !raw_query.split('&').filter(|pair| !pair.is_empty()).all(|pair| {
+            decode_component(pair.split_once('=').map_or(pair, |(name, _)| name))
+                .is_some_and(|name| allowed_query_param(&name))
+        }) {
             return None;
         }
-        let raw_path = req.uri().path();
         let decoded_path = if raw_path.contains('%') {
             percent_encoding::percent_decode_str(raw_path).decode_utf8().ok()?
         } else {
             Cow::Borrowed(raw_path)
         };
-        let caller = self.authenticate(req.method(), &decoded_path, &query, headers, scan.signed)?;
+        // A presigned URL asked for again is known by its bytes: no query decoding and no
+        // signature check (the date is checked again).
+        let recalled = if scan.signed || !raw_query.contains("X-Amz-Signature=") {
+            None
+        } else {
+            self.authorizer
+                .recall_presigned(req.method.as_str(), req.target, headers)
+        };
+        let query;
+        let caller = match recalled.as_deref() {
+            Some(access_key) => Caller::AccessKey(access_key),
+            None => {
+                query = parse_query(raw_query)?;
+                self.authenticate(req, &decoded_path, &query, scan.signed)?
+            }
+        };
         let key = self.object_key(headers, &decoded_path)?;
         // Authorization before the lookup; a refusal is s3s's to answer (and count), with its
         // own error.
@@ -183,7 +320,7 @@ impl HotPath {
         if let Some((entry, tier)) = self.engine.fresh_local(&key) {
             // Nothing was counted for the peek: this answer counts the hit.
             return self
-                .respond(&entry, tier, get, scan.checksums, started, true)
+                .respond(entry, tier, get, scan.checksums, started, true)
                 .map(Verdict::Answered);
         }
         if !self.shared {
@@ -207,7 +344,8 @@ impl HotPath {
         let (fresh, prefetched) = self.engine.lookup_fresh(read.key).await;
         let (entry, tier) = fresh.ok_or_else(|| prefetched.clone())?;
         // The tier counted the hit in its lookup.
-        self.respond(&entry, tier, read.get, read.checksums, read.started, false)
+        self.respond(entry, tier, read.get, read.checksums, read.started, false)
+            .map(Hit::into_response)
             .ok_or(prefetched)
     }
 
@@ -215,31 +353,20 @@ impl HotPath {
     /// written here (s3s encodes non-ASCII metadata).
     fn respond(
         &self,
-        entry: &Entry,
+        entry: Arc<Entry>,
         tier: &'static str,
         get: bool,
         checksums: bool,
         started: Instant,
         count_hit: bool,
-    ) -> Option<HttpResponse> {
+    ) -> Option<Hit> {
         if get && entry.in_blocks {
             // The bytes are blocks, read (and perhaps fetched) by the full path.
             return None;
         }
-        let render = || hit_headers::render(&entry.meta, &HitView::plain(get, checksums))?.complete();
-        let mut headers = match (get, checksums) {
-            (true, false) => entry.hit_headers.plain.get_or_init(render).clone()?,
-            (true, true) => entry.hit_headers.with_checksums.get_or_init(render).clone()?,
-            (false, _) => render()?,
-        };
-        headers.insert(&CACHE_STATUS, hit_header(tier));
-        let body = if get {
-            s3s::Body::from(entry.body.clone())
-        } else {
-            s3s::Body::empty()
-        };
-        let mut resp = Response::new(body);
-        *resp.headers_mut() = headers;
+        entry
+            .hit_headers
+            .get_or_render(get, checksums, || hit_headers::hit(&entry.meta, get, checksums))?;
         let resolved;
         let counters = match (tier, get) {
             (memory::NAME, true) => &self.counters.get,
@@ -261,17 +388,21 @@ impl HotPath {
             &self.counters.hot_head
         }
         .inc();
-        Some(resp)
+        Some(Hit {
+            entry,
+            tier,
+            get,
+            checksums,
+        })
     }
 
     /// Who signed the request (anonymous when nothing is signed); `None` when a signature is
     /// present but this door cannot vouch for it.
     fn authenticate<'a>(
         &self,
-        method: &'a Method,
+        req: &RequestHead<'a>,
         decoded_path: &'a str,
         query: &'a [(Cow<'a, str>, Cow<'a, str>)],
-        headers: &'a HeaderMap,
         authorization_header: bool,
     ) -> Option<Caller<'a>> {
         let signed = authorization_header || query.iter().any(|(n, _)| n == "X-Amz-Signature");
@@ -279,10 +410,11 @@ impl HotPath {
             return Some(Caller::Anonymous);
         }
         let request = SignedRequest {
-            method: method.as_str(),
+            method: req.method.as_str(),
             decoded_path,
             query,
-            headers,
+            headers: req.headers,
+            raw_target: Some(req.target),
         };
         let access_key = self.authorizer.verify(&request)?;
         Some(Caller::AccessKey(access_key))
@@ -432,6 +564,12 @@ impl HotPathService {
             full,
         }
     }
+
+    /// The hot path in front, if any: what [`connection::answer_hits`] answers with.
+    #[must_use]
+    pub fn hot(&self) -> Option<&Arc<HotPath>> {
+        self.hot.as_ref()
+    }
 }
 
 type Answer = Result<HttpResponse, HttpError>;
@@ -457,8 +595,8 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
         let Some(hot) = &self.hot else {
             return Either::Right(hyper::service::Service::call(&self.full, req));
         };
-        match hot.decide(&req) {
-            Verdict::Answered(resp) => Either::Left(ready(Ok(resp))),
+        match hot.decide(&RequestHead::of(&req)) {
+            Verdict::Answered(hit) => Either::Left(ready(Ok(hit.into_response()))),
             Verdict::Declined => Either::Right(hyper::service::Service::call(&self.full, req)),
             Verdict::Shared(read) => {
                 let (hot, full) = (Arc::clone(hot), self.full.clone());
@@ -477,6 +615,7 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
     }
 }
 
+pub mod connection;
 #[cfg(test)]
 mod differential_tests;
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::engine::freshness::FreshnessRules;
 use crate::events::apply::Applier;
 use crate::front::Front;
 use crate::host::{InvalidDomain, VirtualHosts};
-use crate::hot_path::{HotPath, HotPathService};
+use crate::hot_path::{HotPath, HotPathService, connection};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, OriginError};
 use crate::origin_grants::OriginGrants;
@@ -181,6 +181,7 @@ impl Server {
             tokio::spawn(accept_loop(
                 listener,
                 None,
+                None,
                 stop_rx.clone(),
                 Arc::clone(&graceful),
                 move || {
@@ -218,9 +219,11 @@ impl Server {
             .then(|| tokio::spawn(reload_identities(Arc::clone(&self.authorizer), self.auth.clone())));
         let tls_task = self.tls.as_ref().map(Tls::spawn_reloader);
         let service = self.service.clone();
+        let hot = self.service.hot().cloned();
         let s3_task = tokio::spawn(accept_loop(
             self.listener,
             self.tls,
+            hot,
             stop_rx,
             Arc::clone(&graceful),
             move || service.clone(),
@@ -386,9 +389,12 @@ type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Accepts connections until `stop`, serving each with a service from `make`; with `tls`,
 /// after a handshake in the connection's own task (a slow client must not hold up accepts).
+/// With `hot` (plain TCP only), a connection's first requests are the hot path's own loop's
+/// ([`connection::answer_hits`]) until one is not a memory hit.
 async fn accept_loop<S, B>(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
+    hot: Option<Arc<HotPath>>,
     mut stop: watch::Receiver<bool>,
     graceful: Arc<GracefulShutdown>,
     make: impl Fn() -> S,
@@ -418,15 +424,29 @@ async fn accept_loop<S, B>(
         let service = make();
         // Taken now, so that shutdown also waits for a connection still in its handshake.
         let watcher = graceful.watcher();
-        match &tls {
-            None => {
+        match (&tls, &hot) {
+            (None, Some(hot)) => {
+                let (hot, builder, mut stop) = (Arc::clone(hot), Arc::clone(&builder), stop.clone());
+                tokio::spawn(async move {
+                    // The watcher is held meanwhile, so a shutdown waits for an answer being
+                    // written; the loop ends at the shutdown.
+                    let Some(rest) = connection::answer_hits(socket, &hot, &mut stop).await else {
+                        return;
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(rest), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+            (None, None) => {
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(socket), service)
                     .into_owned();
                 let conn: ConnFuture = Box::pin(watcher.watch(conn).map_into_unit());
                 tokio::spawn(conn);
             }
-            Some(tls) => {
+            (Some(tls), _) => {
                 let (tls, builder) = (Arc::clone(tls), Arc::clone(&builder));
                 tokio::spawn(async move {
                     let Some(stream) = tls.handshake(socket).await else {

@@ -9,11 +9,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, KeyInit, Mac};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
 use crate::config::Credentials;
@@ -33,7 +33,12 @@ const MAX_SIGNING_KEYS: usize = 1024;
 static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
+/// Presigned requests remembered after their signature was verified; past this many, all
+/// are forgotten and verified anew.
+const MAX_REMEMBERED: usize = 16 * 1024;
+
 /// The parts of a request a signature covers.
+#[derive(Clone, Copy)]
 pub struct SignedRequest<'a> {
     /// `GET` or `HEAD`.
     pub method: &'a str,
@@ -43,6 +48,9 @@ pub struct SignedRequest<'a> {
     pub query: &'a [(Cow<'a, str>, Cow<'a, str>)],
     /// The request headers.
     pub headers: &'a HeaderMap,
+    /// The request target as sent (path and query, percent-encoded), when known: a presigned
+    /// request verified with it is remembered, see [`Verifier::recall_presigned`].
+    pub raw_target: Option<&'a str>,
 }
 
 /// Checks SigV4 signatures against a fixed set of client credentials.
@@ -50,6 +58,38 @@ pub struct Verifier {
     secrets: RwLock<HashMap<String, String>>,
     /// Keyed signing HMACs by credential scope (`access-key/date/region/service`).
     signing_keys: RwLock<HashMap<String, HmacSha256>>,
+    /// Verified presigned requests by request target.
+    remembered: RwLock<HashMap<Box<str>, Vec<RememberedUrl>>>,
+}
+
+/// A presigned request whose signature was verified. The same method, target and `Host`
+/// (the only signed header) make the same canonical request, so a request with exactly
+/// these bytes carries a valid signature for as long as its date allows.
+struct RememberedUrl {
+    method: Box<str>,
+    host: HeaderValue,
+    access_key: Arc<str>,
+    signed_at: SystemTime,
+    expires: Duration,
+}
+
+/// Whether a request signed at `signed_at` for `expires` may be taken at `now`.
+fn within_window(signed_at: SystemTime, expires: Duration, now: SystemTime) -> bool {
+    match now.duration_since(signed_at) {
+        Ok(age) => age <= expires,
+        Err(early) => early.duration() <= MAX_SKEW,
+    }
+}
+
+/// The one `Host` value of a request that may be remembered or recalled: presigned only (no
+/// `Authorization`) and naming no payload hash, which are checked beside the signature.
+fn rememberable_host(headers: &HeaderMap) -> Option<&HeaderValue> {
+    if headers.contains_key(header::AUTHORIZATION) || headers.contains_key(&X_AMZ_CONTENT_SHA256) {
+        return None;
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next()?;
+    hosts.next().is_none().then_some(host)
 }
 
 impl Verifier {
@@ -59,18 +99,65 @@ impl Verifier {
         Self {
             secrets: RwLock::new(secrets_of(credentials)),
             signing_keys: RwLock::new(HashMap::new()),
+            remembered: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The access key of a presigned `method` request for `target` (path and query as sent)
+    /// with `headers`, when a request with exactly these bytes was verified before by the
+    /// current credentials and its date still allows it at `now`; `None` otherwise (verify
+    /// it).
+    #[must_use]
+    pub fn recall_presigned(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Arc<str>> {
+        let host = rememberable_host(headers)?;
+        let remembered = self.remembered.read().unwrap_or_else(PoisonError::into_inner);
+        remembered
+            .get(target)?
+            .iter()
+            .find(|r| *r.method == *method && r.host == host && within_window(r.signed_at, r.expires, now))
+            .map(|r| Arc::clone(&r.access_key))
+    }
+
+    fn remember(&self, req: &SignedRequest<'_>, access_key: &str, signed_at: SystemTime, expires: Duration) {
+        let (Some(target), Some(host)) = (req.raw_target, rememberable_host(req.headers)) else {
+            return;
+        };
+        let url = RememberedUrl {
+            method: req.method.into(),
+            host: host.clone(),
+            access_key: access_key.into(),
+            signed_at,
+            expires,
+        };
+        let mut remembered = self.remembered.write().unwrap_or_else(PoisonError::into_inner);
+        if remembered.len() >= MAX_REMEMBERED {
+            remembered.clear();
+        }
+        let urls = remembered.entry(target.into()).or_default();
+        // A target is asked for with few methods and hosts; a few more entries, then start over.
+        if urls.len() >= 4 {
+            urls.clear();
+        }
+        urls.push(url);
     }
 
     /// Accepts signatures by `credentials` from now on (and no others): on reload.
     pub fn replace_credentials(&self, credentials: &[Credentials]) {
         let mut secrets = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
         *secrets = secrets_of(credentials);
-        // Derived keys may belong to a secret that changed or went away.
+        // Derived keys, and requests verified with them, may belong to a secret that changed
+        // or went away.
         self.signing_keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.remembered.write().unwrap_or_else(PoisonError::into_inner).clear();
         drop(secrets);
     }
 
@@ -105,10 +192,8 @@ impl Verifier {
             return None;
         }
         let expires = Duration::from_secs(u64::from(get("X-Amz-Expires")?.parse::<u32>().ok()?));
-        match now.duration_since(signed_at) {
-            Ok(age) if age > expires => return None,
-            Err(early) if early.duration() > MAX_SKEW => return None,
-            _ => {}
+        if !within_window(signed_at, expires, now) {
+            return None;
         }
         // A presigned request may still name its payload hash; only the empty body's (or
         // none) fits a GET or HEAD without a body.
@@ -125,6 +210,9 @@ impl Verifier {
         let unsigned_query = req.query.iter().filter(|(n, _)| n != "X-Amz-Signature");
         let canonical = canonical_request(req, unsigned_query, &signed_headers, UNSIGNED_PAYLOAD)?;
         self.check(&credential, date, &canonical, get("X-Amz-Signature")?)?;
+        if signed_headers == ["host"] {
+            self.remember(req, credential.access_key, signed_at, expires);
+        }
         Some(credential.access_key)
     }
 
@@ -406,16 +494,23 @@ fn push_normalized(out: &mut String, value: &str) {
 /// upper-case `%XX`.
 fn uri_encode(out: &mut String, input: &str, encode_slash: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in input.as_bytes() {
-        match b {
-            b if is_unreserved(b) => out.push(char::from(b)),
-            b'/' if !encode_slash => out.push('/'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
+    // Runs of kept bytes are copied whole. They are ASCII, so a run starts and ends at char
+    // boundaries (a byte after a kept one never continues a character).
+    let mut start = 0;
+    for (i, &b) in input.as_bytes().iter().enumerate() {
+        if is_unreserved(b) || (b == b'/' && !encode_slash) {
+            continue;
         }
+        if start < i {
+            out.push_str(input.get(start..i).unwrap_or_default());
+        }
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+        start = i + 1;
+    }
+    if start < input.len() {
+        out.push_str(input.get(start..).unwrap_or_default());
     }
 }
 

@@ -81,6 +81,12 @@ pub(crate) fn signed_by(
 }
 
 fn check(v: &Verifier, req: &http::Request<()>, now: SystemTime) -> bool {
+    check_remembering(v, req, now, false)
+}
+
+/// Like [`check`]; with `remember`, the request target is given, so a verified presigned
+/// request is remembered.
+fn check_remembering(v: &Verifier, req: &http::Request<()>, now: SystemTime, remember: bool) -> bool {
     let decoded = percent_encoding::percent_decode_str(req.uri().path())
         .decode_utf8()
         .expect("utf-8 path");
@@ -95,10 +101,82 @@ fn check(v: &Verifier, req: &http::Request<()>, now: SystemTime) -> bool {
             decoded_path: &decoded,
             query: &query,
             headers: req.headers(),
+            raw_target: remember.then(|| target(req)),
         },
         now,
     )
     .is_some()
+}
+
+fn target(req: &http::Request<()>) -> &str {
+    req.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str)
+}
+
+#[test]
+fn a_verified_presigned_request_is_recalled_only_by_its_exact_bytes_and_within_its_date() {
+    let v = verifier();
+    // Whole seconds, as X-Amz-Date has it.
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    let req = signed(
+        "GET",
+        "/bucket/key.txt?x-id=GetObject",
+        SignatureLocation::QueryParams,
+        SECRET_KEY,
+        at,
+    );
+    let recall = |v: &Verifier, req: &http::Request<()>, method: &str, now: SystemTime| {
+        v.recall_presigned(method, target(req), req.headers(), now)
+    };
+    // Nothing is recalled before a verification, nor after one that was not given the target.
+    assert!(recall(&v, &req, "GET", at).is_none());
+    assert!(check(&v, &req, at));
+    assert!(recall(&v, &req, "GET", at).is_none());
+    assert!(check_remembering(&v, &req, at, true));
+    assert_eq!(recall(&v, &req, "GET", at).as_deref(), Some(ACCESS_KEY));
+
+    // Other bytes: the method, the target, the host, or headers checked beside the signature.
+    assert!(recall(&v, &req, "HEAD", at).is_none());
+    let other_target = target(&req).replacen("key.txt", "key.tx", 1);
+    assert!(v.recall_presigned("GET", &other_target, req.headers(), at).is_none());
+    for (name, value) in [
+        ("host", "127.0.0.1:9001"),
+        ("authorization", "AWS4-HMAC-SHA256 Credential=x"),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+    ] {
+        let mut headers = req.headers().clone();
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        assert!(
+            v.recall_presigned("GET", target(&req), &headers, at).is_none(),
+            "{name}"
+        );
+    }
+    let mut two_hosts = req.headers().clone();
+    two_hosts.append(header::HOST, HeaderValue::from_static(HOST));
+    assert!(v.recall_presigned("GET", target(&req), &two_hosts, at).is_none());
+
+    // The date as the verification checks it: 300 s of validity, 15 minutes of skew.
+    assert!(recall(&v, &req, "GET", at + Duration::from_secs(300)).is_some());
+    assert!(recall(&v, &req, "GET", at + Duration::from_secs(302)).is_none());
+    assert!(recall(&v, &req, "GET", at - Duration::from_secs(890)).is_some());
+    assert!(recall(&v, &req, "GET", at - Duration::from_secs(902)).is_none());
+
+    // New credentials: verified anew.
+    v.replace_credentials(&[Credentials {
+        access_key: ACCESS_KEY.to_owned(),
+        secret_key: "another/secret/0123456789abcdefghijklmn".to_owned(),
+    }]);
+    assert!(recall(&v, &req, "GET", at).is_none());
+    assert!(!check_remembering(&v, &req, at, true));
+
+    // A header signature is never remembered.
+    let v = verifier();
+    let req = signed("GET", "/bucket/key.txt", SignatureLocation::Headers, SECRET_KEY, at);
+    assert!(check_remembering(&v, &req, at, true));
+    assert!(recall(&v, &req, "GET", at).is_none());
 }
 
 const LOCATIONS: [SignatureLocation; 2] = [SignatureLocation::QueryParams, SignatureLocation::Headers];
