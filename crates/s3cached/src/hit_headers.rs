@@ -1,6 +1,6 @@
 //! The response headers of an answer from the cache, rendered from an entry's metadata: one
-//! renderer for both doors. The hot path sends them as they are (keeping the plain variants on
-//! the entry); the full read path hands them to s3s as the response's headers. They are the
+//! renderer for both doors. The hot path sends them as they are (keeping its variants on the
+//! entry, also as HTTP/1.1 bytes, see [`wire`]); the full read path hands them to s3s as the response's headers. They are the
 //! headers s3s writes for the same GetObject or HeadObject output.
 
 use std::ops;

@@ -13,6 +13,10 @@
 //! its own; a lookup already made travels with the request, so the full path does not repeat
 //! it. The answer carries the same headers s3s would write for the entry, and is counted in
 //! the same metrics.
+//!
+//! On plain-TCP connections the requests reach the hot path first through its own HTTP/1.1
+//! loop ([`connection`]), which writes memory hits itself and gives the connection to hyper
+//! (and so to [`HotPathService`]) at the first request it does not answer.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
