@@ -31,6 +31,13 @@
 #   VENV=<repo>/.venv: the virtualenv with SeaweedFS and boto3
 #   PIN=1: the servers on CPU 1 (nginx with one worker, s3cached with one runtime thread) and
 #          wrk on CPU 0 (one thread), so the load generator does not preempt the servers
+#   ONLY="nginx-static s3cached": measure only the named targets (the others are still started)
+#   RATE=40000 WRK2=path/to/wrk2: latency at a fixed offered rate rather than at saturation.
+#          wrk keeps CONNS requests in flight, so its latencies grow with the target's own rate
+#          (a faster server keeps wrk busier); wrk2 (github.com/giltene/wrk2, built by hand)
+#          sends RATE requests per second in all, on schedule, and counts each latency from
+#          the request's scheduled time, so every target gets the same load. Pick a RATE that
+#          every measured target sustains (use ONLY), and compare the p50 and p99 columns.
 # Installs Debian nginx and wrk when missing (apt-get, as root) and the .venv with SeaweedFS
 # and boto3 through scripts/test-env.sh. Everything it starts listens on 127.0.0.1 only and is
 # stopped on exit; its temporary directory is removed.
@@ -45,6 +52,13 @@ SIZE="${SIZE:-4096}"
 RUNS="${RUNS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-auto}"
 PIN="${PIN:-0}"
+ONLY="${ONLY:-}"
+RATE="${RATE:-}"
+WRK2="${WRK2:-}"
+if [ -n "$RATE" ] && [ ! -x "$WRK2" ]; then
+    echo "RATE needs WRK2=path to a wrk2 binary (github.com/giltene/wrk2)" >&2
+    exit 1
+fi
 REDIS="${REDIS:-1}"
 REDIS_CONNECTIONS="${REDIS_CONNECTIONS:-1}"
 VENV="${VENV:-$REPO/.venv}"
@@ -226,14 +240,29 @@ for t in $TARGETS; do
     fi
 done
 
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 run_wrk() { # port, paths file, duration -> wrk output
     PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$REPO/bench/paths.lua" \
         "http://127.0.0.1:$1" 2>&1
+}
+# A measured round: wrk, or wrk2 at RATE when it is set.
+measure_wrk() { # port, paths file, duration -> wrk or wrk2 output
+    if [ -z "$RATE" ]; then
+        run_wrk "$@"
+        return
+    fi
+    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" "$WRK2" -t"$THREADS" -c"$CONNS" -d"$3" -R"$RATE" --latency \
+        -s "$REPO/bench/paths.lua" "http://127.0.0.1:$1" 2>&1
+}
+# wrk prints "50%  1.20ms", wrk2 " 50.000%    1.20ms".
+percentile() { # 50 or 99, wrk output -> ms
+    to_ms "$(awk -v p="$1" '$1 == p "%" || $1 == p ".000%" {print $2; exit}' <<<"$2")"
 }
 
 log "warming each target (3s)"
 for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
+    wanted "$name" || continue
     run_wrk "$port" "$paths" 3s >"$WORK/warm-$name.txt"
 done
 nginx_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$NP$(first_path origin)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
@@ -261,6 +290,7 @@ declare -A RPS P50 P99 ERRS
 for round in $(seq "$RUNS"); do
     for t in $TARGETS; do
         IFS=: read -r name port paths <<<"$t"
+        wanted "$name" || continue
         log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
         if [ "$name" = redis-bench ]; then
             # CSV columns: test, rps, avg, min, p50, p95, p99, max (ms).
@@ -272,11 +302,11 @@ for round in $(seq "$RUNS"); do
             p99="$(awk -F'"' 'NR==2 {print $14}' <<<"$out")"
             errs=""
         else
-            out="$(run_wrk "$port" "$paths" "$DURATION")"
+            out="$(measure_wrk "$port" "$paths" "$DURATION")"
             echo "$out" >"$WORK/run-$name-$round.txt"
             rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-            p50="$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")"
-            p99="$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+            p50="$(percentile 50 "$out")"
+            p99="$(percentile 99 "$out")"
             errs="$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock"}' <<<"$out" | head -n1)"
         fi
         RPS[$name]="${RPS[$name]:-} $rps"
@@ -296,31 +326,38 @@ if [ -n "$RP" ]; then
     echo "$(redis-server --version | awk '{print $1, $2, $3}'); redis-benchmark -t get -d $SIZE -c $CONNS --threads $THREADS -n $RB_REQUESTS (one pre-populated key); s3cached Redis targets: --redis-connections ${REDIS_CONNECTIONS}"
 fi
 echo
-n_rps="$(median "${RPS[nginx]}")"
-n_p50="$(median "${P50[nginx]}")"
-n_p99="$(median "${P99[nginx]}")"
-ns_rps="$(median "${RPS[nginx-static]}")"
+n_rps="$(median "${RPS[nginx]:-}")"
+n_p50="$(median "${P50[nginx]:-}")"
+n_p99="$(median "${P99[nginx]:-}")"
+ns_rps="$(median "${RPS[nginx-static]:-}")"
+ns_p99="$(median "${P99[nginx-static]:-}")"
 rb_rps=""
-if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]}")"; fi
-printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "errors"
-names="origin nginx nginx-static s3cached"
-if [ -n "$BP" ]; then names="$names baseline"; fi
-for c in "${EXTRA_CACHES[@]}"; do names="$names ${c%%:*}"; done
-if [ -n "$RP" ]; then names="$names redis-bench"; fi
+if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]:-}")"; fi
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}'; }
+if [ -n "$RATE" ]; then echo "wrk2 at a fixed rate of $RATE requests/s in all (latencies from each request's scheduled time)"; fi
+printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "x static" "errors"
+names=""
+for name in origin nginx nginx-static s3cached; do wanted "$name" && names="$names $name"; done
+if [ -n "$BP" ] && wanted baseline; then names="$names baseline"; fi
+for c in "${EXTRA_CACHES[@]}"; do wanted "${c%%:*}" && names="$names ${c%%:*}"; done
+if [ -n "$RP" ] && wanted redis-bench; then names="$names redis-bench"; fi
 for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
-    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s  %s\n' "$name" "$rps" \
+    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s %10s  %s\n' "$name" "$rps" \
         "$(awk -v a="$rps" -v s="$SIZE" 'BEGIN {printf "%.3f", a * s / 1e9}')" \
-        "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN {printf "%.2fx", a / b}')" \
-        "$(awk -v a="$rps" -v b="$ns_rps" 'BEGIN {printf "%.2fx", a / b}')" \
-        "$(awk -v a="$rps" -v b="$rb_rps" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}')" "$p50" \
-        "$(awk -v a="$p50" -v b="$n_p50" 'BEGIN {printf "%.2fx", a / b}')" "$p99" \
-        "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN {printf "%.2fx", a / b}')" "${ERRS[$name]:-none}"
+        "$(ratio "$rps" "$n_rps")" "$(ratio "$rps" "$ns_rps")" "$(ratio "$rps" "$rb_rps")" \
+        "$p50" "$(ratio "$p50" "$n_p50")" "$p99" "$(ratio "$p99" "$n_p99")" "$(ratio "$p99" "$ns_p99")" \
+        "${ERRS[$name]:-none}"
 done
 echo
 rounds=""
-for name in $names; do rounds="$rounds${rounds:+, }$name [${RPS[$name]} ]"; done
+tails=""
+for name in $names; do
+    rounds="$rounds${rounds:+, }$name [${RPS[$name]} ]"
+    tails="$tails${tails:+, }$name [${P99[$name]} ]"
+done
 echo "per-round req/s: $rounds"
-if [ -n "$BP" ]; then
+echo "per-round p99 ms: $tails"
+if [ -n "$BP" ] && wanted s3cached && wanted baseline; then
     echo "s3cached / baseline req/s: $(awk -v a="$(median "${RPS[s3cached]}")" -v b="$(median "${RPS[baseline]}")" 'BEGIN {printf "%.3fx", a / b}')"
 fi
