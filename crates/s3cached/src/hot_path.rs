@@ -36,6 +36,7 @@ use crate::auth::{Action, Authorizer, Caller, Target};
 use crate::engine::read::Prefetched;
 use crate::engine::{CACHE_STATUS_HEADER, Engine, hit_header};
 use crate::entry::{Entry, RenderedHit};
+use crate::form_decode::decode_component;
 use crate::hit_headers;
 use crate::host::VirtualHosts;
 use crate::key::CacheKey;
@@ -57,41 +58,6 @@ fn parse_query(query: &str) -> Option<Vec<(Cow<'_, str>, Cow<'_, str>)>> {
             Some((decode_component(name)?, decode_component(value)?))
         })
         .collect()
-}
-
-fn decode_component(s: &str) -> Option<Cow<'_, str>> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Some(Cow::Borrowed(s));
-    }
-    // One pass, as `percent_decode` after replacing `+`: a `%` not followed by two hex
-    // digits stays as it is.
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = (b == b'%')
-            .then(|| Some((hex_value(*bytes.get(i + 1)?)?, hex_value(*bytes.get(i + 2)?)?)))
-            .flatten();
-        match (b, escaped) {
-            (_, Some((hi, lo))) => {
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// Query parameters a hot-path request may carry: SigV4's and the `x-id` SDKs add.

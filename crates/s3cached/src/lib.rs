@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod entry;
 pub mod events;
+pub mod form_decode;
 pub mod front;
 pub mod hit_headers;
 pub mod host;

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "read_request",
             "hit_headers",
             "operation",
+            "form_decode",
         ],
     ),
     ("tiers and origin", &["tier", "origin"]),

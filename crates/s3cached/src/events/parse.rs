@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::form_decode::decode_component;
+
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -119,11 +121,9 @@ fn kind_of(event_name: &str) -> Option<EventKind> {
 
 /// Record keys are URL-encoded with `+` for spaces.
 fn decode_key(raw: &str) -> Result<String, ParseError> {
-    let plus = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8()
+    decode_component(raw)
         .map(std::borrow::Cow::into_owned)
-        .map_err(|_| ParseError::Format(format!("key {raw:?} is not UTF-8 once decoded")))
+        .ok_or_else(|| ParseError::Format(format!("key {raw:?} is not UTF-8 once decoded")))
 }
 
 fn unquote(etag: Option<String>) -> Option<String> {
