@@ -241,18 +241,16 @@ for t in $TARGETS; do
 done
 
 wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
-run_wrk() { # port, paths file, duration -> wrk output
-    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$REPO/bench/paths.lua" \
-        "http://127.0.0.1:$1" 2>&1
+run_wrk() { # port, paths name, duration -> wrk output
+    wrk_paths "$1" "$WORK/$2.paths" "$3"
 }
 # A measured round: wrk, or wrk2 at RATE when it is set.
-measure_wrk() { # port, paths file, duration -> wrk or wrk2 output
-    if [ -z "$RATE" ]; then
+measure_wrk() { # port, paths name, duration -> wrk or wrk2 output
+    if [ -n "$RATE" ]; then
+        wrk_paths "$1" "$WORK/$2.paths" "$3" "$WRK2" -R"$RATE"
+    else
         run_wrk "$@"
-        return
     fi
-    PATHS_FILE="$WORK/$2.paths" "${CLIENT_CPU[@]}" "$WRK2" -t"$THREADS" -c"$CONNS" -d"$3" -R"$RATE" --latency \
-        -s "$REPO/bench/paths.lua" "http://127.0.0.1:$1" 2>&1
 }
 # wrk prints "50%  1.20ms", wrk2 " 50.000%    1.20ms".
 percentile() { # 50 or 99, wrk output -> ms

@@ -81,7 +81,7 @@ for name, port in (a.rsplit(":", 1) for a in sys.argv[5:]):
 PYEOF
 
 run_wrk() { # port, name, duration
-    PATHS_FILE="$WORK/$2.paths" wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$REPO/bench/paths.lua" "http://127.0.0.1:$1" 2>&1
+    wrk_paths "$1" "$WORK/$2.paths" "$3"
 }
 for t in "${targets[@]}"; do
     run_wrk "${t##*:}" "${t%%:*}" 3s >/dev/null

@@ -1,8 +1,9 @@
 # Shared pieces of the bench scripts (sourced, not run): scratch directory and cleanup, free
 # ports, waiting for a server, SeaweedFS and s3cached on 127.0.0.1.
 #
-# The sourcing script sets REPO, and may set PY, WEED, BIN and SERVER_CPU (a command prefix
-# for the servers, e.g. `taskset -c 1`); it calls `bench_init NAME` first.
+# The sourcing script sets REPO, and may set PY, WEED, BIN, SERVER_CPU (a command prefix
+# for the servers, e.g. `taskset -c 1`) and CLIENT_CPU (the same for the load generator); it
+# calls `bench_init NAME` first.
 
 BENCH_NAME="${BENCH_NAME:-bench}"
 bench_log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
@@ -136,4 +137,14 @@ http {
     proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:16m max_size=$2 inactive=1h use_temp_path=off;
     upstream origin { server 127.0.0.1:$3; keepalive 64; }
 NGINX
+}
+
+# wrk over the request paths listed in a file (bench/paths.lua), THREADS threads, CONNS
+# connections, with latencies; a command given after the duration runs instead of `wrk` (e.g.
+# wrk2 with its -R rate).
+wrk_paths() { # port, paths file, duration [, command...] -> the output
+    local cmd=("${@:4}")
+    [ "${#cmd[@]}" -gt 0 ] || cmd=(wrk)
+    PATHS_FILE="$2" ${CLIENT_CPU[@]+"${CLIENT_CPU[@]}"} "${cmd[@]}" -t"$THREADS" -c"$CONNS" -d"$3" --latency \
+        -s "$REPO/bench/paths.lua" "http://127.0.0.1:$1" 2>&1
 }
