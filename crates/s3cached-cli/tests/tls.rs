@@ -167,6 +167,40 @@ if keys != ["b.bin"]:
     fail(f"listing: {keys!r}")
 with open("b.bin", "wb") as f:
     f.write(data)
+
+# One HTTP/1.1 connection: hits answered by the hot path's loop inside TLS, a miss that hands
+# the connection to hyper, and a hit answered through hyper: the same headers either way.
+import http.client, ssl, urllib.parse
+def presign(method, key):
+    u = urllib.parse.urlsplit(s3.generate_presigned_url(method, Params={"Bucket": bucket, "Key": key},
+                                                        ExpiresIn=600))
+    return u, u.path + "?" + u.query
+url, get_path = presign("get_object", "b.bin")
+_, head_path = presign("head_object", "b.bin")
+_, missing_path = presign("get_object", "missing.bin")
+conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=10,
+                                   context=ssl.create_default_context(cafile=os.environ["CA_FILE"]))
+def ask(method, path):
+    conn.request(method, path)
+    r = conn.getresponse()
+    return r.status, {k.lower(): v for k, v in r.getheaders() if k.lower() != "date"}, r.read()
+first = ask("GET", get_path)
+sock = conn.sock
+answers = [first, ask("GET", get_path), ask("HEAD", head_path), ask("GET", missing_path), ask("GET", get_path)]
+if conn.sock is not sock:
+    fail("the connection was not kept")
+for i in (0, 1, 4):
+    status, headers, body = answers[i]
+    if status != 200 or body != data or not headers.get("x-s3cached", "").startswith("hit"):
+        fail(f"keep-alive GET #{i}: {status} {headers!r}")
+if answers[0][1] != answers[4][1] or answers[0][1] != answers[1][1]:
+    fail(f"headers differ between the loop and hyper: {answers[0][1]!r} / {answers[4][1]!r}")
+status, headers, body = answers[2]
+if status != 200 or body or headers.get("content-length") != str(len(data)):
+    fail(f"keep-alive HEAD: {status} {headers!r}")
+if answers[3][0] != 404:
+    fail(f"keep-alive miss: {answers[3][0]}")
+
 print("PRESIGNED " + s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "b.bin"},
                                                 ExpiresIn=600))
 print("ALL OK")
@@ -186,7 +220,7 @@ fn curl_get(ca: &str, version_flag: &str, url: &str, out: &std::path::Path) -> (
 }
 
 #[tokio::test]
-async fn boto3_over_https_and_the_same_bytes_over_http2() {
+async fn boto3_over_https_hits_on_one_connection_and_the_same_bytes_over_http2() {
     let https = HttpsProxy::start("tls-boto3");
     let bucket = shared().new_bucket("tls-boto3").await;
     let out = https.python("boto3_tls.py", BOTO3_SCRIPT, &[("BUCKET", bucket.clone())]);

@@ -13,8 +13,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -389,8 +390,8 @@ type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Accepts connections until `stop`, serving each with a service from `make`; with `tls`,
 /// after a handshake in the connection's own task (a slow client must not hold up accepts).
-/// With `hot` (plain TCP only), a connection's first requests are the hot path's own loop's
-/// ([`connection::answer_hits`]) until one is not a memory hit.
+/// With `hot`, an HTTP/1.1 connection's first requests (plain or inside TLS) are the hot
+/// path's own loop's ([`connection::answer_hits`]) until one is not a memory hit.
 async fn accept_loop<S, B>(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
@@ -427,17 +428,7 @@ async fn accept_loop<S, B>(
         match (&tls, &hot) {
             (None, Some(hot)) => {
                 let (hot, builder, mut stop) = (Arc::clone(hot), Arc::clone(&builder), stop.clone());
-                tokio::spawn(async move {
-                    // The watcher is held meanwhile, so a shutdown waits for an answer being
-                    // written; the loop ends at the shutdown.
-                    let Some(rest) = connection::answer_hits(socket, &hot, &mut stop).await else {
-                        return;
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(rest), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                });
+                tokio::spawn(async move { hot_first(socket, &hot, &mut stop, &builder, service, watcher).await });
             }
             (None, None) => {
                 let conn = builder
@@ -446,21 +437,57 @@ async fn accept_loop<S, B>(
                 let conn: ConnFuture = Box::pin(watcher.watch(conn).map_into_unit());
                 tokio::spawn(conn);
             }
-            (Some(tls), _) => {
-                let (tls, builder) = (Arc::clone(tls), Arc::clone(&builder));
+            (Some(tls), hot) => {
+                let (tls, hot, builder, mut stop) = (Arc::clone(tls), hot.clone(), Arc::clone(&builder), stop.clone());
                 tokio::spawn(async move {
                     let Some(stream) = tls.handshake(socket).await else {
                         return;
                     };
-                    // The auto builder tells HTTP/2 (ALPN `h2`) from HTTP/1.1 by the preface.
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    // HTTP/1.1 inside TLS goes through the hot path's loop first, as on plain
+                    // TCP. HTTP/2 (ALPN `h2`) is hyper's: the auto builder tells it by the
+                    // preface, and the hot path still answers its hits as a service.
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    match hot {
+                        Some(hot) if !h2 => hot_first(stream, &hot, &mut stop, &builder, service, watcher).await,
+                        _ => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned();
+                            let _ = watcher.watch(conn).await;
+                        }
+                    }
                 });
             }
         }
     }
+}
+
+/// Serves `io` with the hot path's loop until a request is not its own, then with hyper. The
+/// watcher is held meanwhile, so a shutdown waits for an answer being written; the loop ends
+/// at the shutdown.
+async fn hot_first<I, S, B>(
+    io: I,
+    hot: &HotPath,
+    stop: &mut watch::Receiver<bool>,
+    builder: &ConnBuilder<TokioExecutor>,
+    service: S,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(rest) = connection::answer_hits(io, hot, stop).await else {
+        return;
+    };
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(rest), service)
+        .into_owned();
+    let _ = watcher.watch(conn).await;
 }
 
 trait MapIntoUnit: Future + Sized {

@@ -223,6 +223,23 @@ async fn answers_pipelined_and_split_requests_in_order() {
 }
 
 #[tokio::test]
+async fn answers_reach_the_client_through_a_stream_that_buffers_writes() {
+    // TLS keeps what is written in its records until flushed; every answer must be flushed.
+    let service = service().await;
+    let (mut client, server) = duplex(1 << 20);
+    let hot = std::sync::Arc::clone(service.hot().expect("hot path"));
+    let (_stop_tx, mut stop) = watch::channel(false);
+    let buffered = tokio::io::BufWriter::with_capacity(64 * 1024, server);
+    let task = tokio::spawn(async move { answer_hits(buffered, &hot, &mut stop).await.is_none() });
+    for _ in 0..2 {
+        client.write_all(&get("/bucket/hello.txt", "")).await.expect("write");
+        assert!(read_answer(&mut client, false).await.ends_with(b"hello"));
+    }
+    drop(client);
+    assert!(task.await.expect("loop"));
+}
+
+#[tokio::test]
 async fn hands_hyper_every_other_request_with_the_bytes_read() {
     let service = service().await;
     let big_header = format!("x-pad: {}\r\n", "a".repeat(9000));
