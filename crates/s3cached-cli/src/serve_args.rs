@@ -262,6 +262,12 @@ pub struct ServeArgs {
     /// troubleshooting).
     #[arg(long, env = "S3CACHED_NO_HOT_PATH")]
     no_hot_path: bool,
+
+    /// How long the hot path answers hits back to back before it yields its CPU core to
+    /// whatever else waits for it (clients on the same host); `0` keeps the core until the
+    /// kernel takes it. Without it, a busy thread can hold a core for a whole scheduler tick.
+    #[arg(long, env = "S3CACHED_YIELD_AFTER", default_value = "250us")]
+    yield_after: humantime::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -487,6 +493,7 @@ impl ServeArgs {
             },
             shutdown_grace: self.shutdown_grace.into(),
             hot_path: !self.no_hot_path,
+            yield_after: Some(Duration::from(self.yield_after)).filter(|d| !d.is_zero()),
         })
     }
 }

@@ -295,6 +295,10 @@ pub struct ServeConfig {
     /// Answer plain GET/HEAD hits (memory, and Redis) before the full S3 request handling
     /// ([`crate::hot_path`]); off, every request takes the full path.
     pub hot_path: bool,
+    /// How long the hot path's connection loop answers hits without a pause before it gives
+    /// its CPU core to whatever else waits for it ([`crate::hot_path::cpu_turn`]); `None`:
+    /// it keeps the core until the kernel takes it.
+    pub yield_after: Option<Duration>,
 }
 
 /// The certificate and key of the S3 listener's HTTPS (PEM files). Both files are read again

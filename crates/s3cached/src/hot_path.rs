@@ -14,13 +14,13 @@
 //! it. The answer carries the same headers s3s would write for the entry, and is counted in
 //! the same metrics.
 //!
-//! On plain-TCP connections the requests reach the hot path first through its own HTTP/1.1
-//! loop ([`connection`]), which writes memory hits itself and gives the connection to hyper
-//! (and so to [`HotPathService`]) at the first request it does not answer.
+//! On HTTP/1.1 connections (plain TCP, or TLS without `h2`) the requests reach the hot path
+//! first through its own loop ([`connection`]), which writes memory hits itself and gives the
+//! connection to hyper (and so to [`HotPathService`]) at the first request it does not answer.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -85,6 +85,9 @@ pub struct HotPath {
     hosts: Option<VirtualHosts>,
     /// Whether the tier has a shared part worth one lookup when memory has nothing.
     shared: bool,
+    /// How long the connection loop answers without a pause before yielding its core
+    /// ([`cpu_turn`]).
+    yield_after: Option<Duration>,
 }
 
 /// A qualifying, authorized request whose object this process does not hold in memory: what
@@ -220,7 +223,16 @@ impl HotPath {
             authorizer,
             hosts,
             shared,
+            yield_after: Some(cpu_turn::DEFAULT_YIELD_AFTER),
         }
+    }
+
+    /// Sets how long the connection loop answers without a pause before it yields its core
+    /// (`None`: it never does); [`cpu_turn::DEFAULT_YIELD_AFTER`] unless set.
+    #[must_use]
+    pub fn yielding_after(mut self, limit: Option<Duration>) -> Self {
+        self.yield_after = limit;
+        self
     }
 
     /// The answer to `req` when it qualifies and its object is a fresh hit in this process's
@@ -586,6 +598,7 @@ impl hyper::service::Service<Request<Incoming>> for HotPathService {
 }
 
 pub mod connection;
+pub mod cpu_turn;
 #[cfg(test)]
 mod differential_tests;
 #[cfg(test)]

@@ -109,13 +109,16 @@ impl Server {
             Front::new(Arc::clone(&engine), Arc::clone(&authorizer)),
         )?;
         let hot = if config.hot_path {
-            Some(HotPath::new(
-                Arc::clone(&engine),
-                Arc::clone(&authorizer),
-                (!config.domains.is_empty())
-                    .then(|| VirtualHosts::new(&config.domains))
-                    .transpose()?,
-            ))
+            Some(
+                HotPath::new(
+                    Arc::clone(&engine),
+                    Arc::clone(&authorizer),
+                    (!config.domains.is_empty())
+                        .then(|| VirtualHosts::new(&config.domains))
+                        .transpose()?,
+                )
+                .yielding_after(config.yield_after),
+            )
         } else {
             None
         };

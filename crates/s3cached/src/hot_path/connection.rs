@@ -1,7 +1,8 @@
-//! The hot path's own HTTP/1.1 connection loop: it reads requests off a plain TCP
-//! connection, answers memory hits with the entry's pre-serialized head, the answer's two
-//! headers and the body in one vectored write, and hands the connection to hyper (with the
-//! bytes it has read) at the first request it does not answer.
+//! The hot path's own HTTP/1.1 connection loop: it reads requests off a connection (plain
+//! TCP, or TLS after the handshake), answers memory hits with the entry's pre-serialized head,
+//! the answer's two headers and the body in one vectored write (flushed, for TLS), and hands
+//! the connection to hyper (with the bytes it has read) at the first request it does not
+//! answer. After each answer the thread's turn on its CPU core is counted ([`cpu_turn`]).
 //!
 //! It answers only what cannot differ from hyper's answer: a complete HTTP/1.1 `GET` or `HEAD`
 //! head with an origin-form target of plain URI characters, no header that frames a body or
@@ -22,7 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
-use super::{HotPath, MAX_HEADER_SECTION, RequestHead, Verdict};
+use super::{HotPath, MAX_HEADER_SECTION, RequestHead, Verdict, cpu_turn};
 use crate::engine::CACHE_STATUS_HEADER;
 
 /// The most headers a request answered here may have (more: hyper's).
@@ -60,6 +61,7 @@ where
                     if write_all(&mut io, [hit.wire_head(), &tail, &body]).await.is_err() {
                         return None;
                     }
+                    cpu_turn::answered(hot.yield_after);
                 }
                 Next::Hyper => return Some(Rewound::new(buf.freeze(), io)),
             }
