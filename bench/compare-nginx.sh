@@ -18,6 +18,10 @@
 # is the request URI, so every repeat of a URL is a hit. s3cached gets URLs presigned for
 # itself and verifies every signature.
 #
+# `cpu us` is the server's CPU time (user and system, all threads) per request in a round, read
+# from /proc before and after it: s3cached's process, nginx's workers (the origin behind nginx
+# proxy_cache is not counted, it serves no hits), redis-server for redis-benchmark.
+#
 # Usage: bench/compare-nginx.sh          (environment overrides below)
 #   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
 #   S3CACHED_BIN=target/release/s3cached (built when missing)
@@ -32,6 +36,8 @@
 #   PIN=1: the servers on CPU 1 (nginx with one worker, s3cached with one runtime thread) and
 #          wrk on CPU 0 (one thread), so the load generator does not preempt the servers
 #   ONLY="nginx-static s3cached": measure only the named targets (the others are still started)
+#   TLS=1: HTTPS between wrk and nginx, nginx-static and every s3cached target (a self-signed
+#          certificate for 127.0.0.1, made with openssl); the origin and Redis stay plain
 #   RATE=40000 WRK2=path/to/wrk2: latency at a fixed offered rate rather than at saturation.
 #          wrk keeps CONNS requests in flight, so its latencies grow with the target's own rate
 #          (a faster server keeps wrk busier); wrk2 (github.com/giltene/wrk2, built by hand)
@@ -59,6 +65,7 @@ if [ -n "$RATE" ] && [ ! -x "$WRK2" ]; then
     echo "RATE needs WRK2=path to a wrk2 binary (github.com/giltene/wrk2)" >&2
     exit 1
 fi
+TLS="${TLS:-0}"
 REDIS="${REDIS:-1}"
 REDIS_CONNECTIONS="${REDIS_CONNECTIONS:-1}"
 VENV="${VENV:-$REPO/.venv}"
@@ -106,13 +113,38 @@ if [ ! -x "$BIN" ]; then
     (cd "$REPO" && cargo build --release -p s3cached-cli >&2)
 fi
 
+# --- TLS ------------------------------------------------------------------------
+SCHEME=http
+CACHE_TLS=()
+if [ "$TLS" = 1 ]; then
+    SCHEME=https
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+    CACHE_TLS=(--tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem")
+fi
+# The URL wrk and curl use for a target: plain for the origin, SCHEME for the servers compared.
+url_of() { # name, port
+    if [ "$1" = origin ]; then echo "http://127.0.0.1:$2"; else echo "$SCHEME://127.0.0.1:$2"; fi
+}
+NGINX_TLS=""
+if [ "$TLS" = 1 ]; then
+    NGINX_TLS="ssl_certificate $WORK/tls/cert.pem; ssl_certificate_key $WORK/tls/key.pem;"
+fi
+NGINX_SSL=""
+if [ "$TLS" = 1 ]; then NGINX_SSL=" ssl"; fi
+
 # --- SeaweedFS ------------------------------------------------------------------
 start_seaweed
 S3P="$SEAWEED_PORT"
 
 # --- s3cached -------------------------------------------------------------------
+# The processes whose CPU time a target's requests cost, by target name (nginx's: its workers).
+declare -A SERVER_PIDS
 start_cache() { # name, extra flags... -> sets STARTED_PORT
-    start_s3cached "$1" --memory-capacity 256MiB --max-object-size 2MiB "${@:2}"
+    start_s3cached "$1" --memory-capacity 256MiB --max-object-size 2MiB ${CACHE_TLS[@]+"${CACHE_TLS[@]}"} "${@:2}"
+    SERVER_PIDS[$1]="$STARTED_PID"
 }
 start_cache s3cached
 CP="$STARTED_PORT"
@@ -125,6 +157,7 @@ if [ "$REDIS" = 1 ]; then
     "${SERVER_CPU[@]}" redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no \
         --dir "$WORK" --logfile "$WORK/redis.log" &
     pids+=($!)
+    SERVER_PIDS[redis-bench]=$!
     for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
     read -r -a conn_counts <<<"$REDIS_CONNECTIONS"
     if [ "${#conn_counts[@]}" = 1 ]; then
@@ -147,7 +180,8 @@ if [ "$REDIS" = 1 ]; then
 fi
 BP=""
 if [ -n "$BASELINE_BIN" ]; then
-    BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB
+    BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB ${CACHE_TLS[@]+"${CACHE_TLS[@]}"}
+    SERVER_PIDS[baseline]="$STARTED_PID"
     BP="$STARTED_PORT"
 fi
 
@@ -159,7 +193,8 @@ mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp" "$WORK/static"
     nginx_conf_head "$NGINX_WORKERS" 1g "$S3P"
     cat <<EOF
     server {
-        listen 127.0.0.1:$NP;
+        listen 127.0.0.1:$NP$NGINX_SSL;
+        $NGINX_TLS
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -175,7 +210,8 @@ mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp" "$WORK/static"
     }
     # The objects' bytes as files, at the same paths (the query string is ignored).
     server {
-        listen 127.0.0.1:$NSP;
+        listen 127.0.0.1:$NSP$NGINX_SSL;
+        $NGINX_TLS
         root $WORK/static;
         sendfile on;
         tcp_nopush on;
@@ -188,7 +224,8 @@ EOF
 log "starting nginx on 127.0.0.1:$NP"
 "${SERVER_CPU[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/nginx/stdout.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$NP/" "nginx"
+NGINX_PID=$!
+wait_http "$(url_of nginx "$NP")/" "nginx"
 TARGETS="origin:$S3P:origin nginx:$NP:origin nginx-static:$NSP:origin s3cached:$CP:cache"
 if [ -n "$BP" ]; then TARGETS="$TARGETS baseline:$BP:baseline"; fi
 for c in "${EXTRA_CACHES[@]}"; do
@@ -233,7 +270,7 @@ first_path() { head -n1 "$WORK/$1.paths"; }
 # Check that each target answers 200 with the whole object.
 for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
-    code="$(curl -s -o "$WORK/check.body" -w '%{http_code}' "http://127.0.0.1:$port$(first_path "$paths")")"
+    code="$(curl -sk -o "$WORK/check.body" -w '%{http_code}' "$(url_of "$name" "$port")$(first_path "$paths")")"
     got="$(stat -c %s "$WORK/check.body")"
     if [ "$code" != 200 ] || [ "$got" != "$SIZE" ]; then
         log "$name answered $code with $got bytes"; cat "$WORK/check.body" >&2; exit 1
@@ -241,11 +278,11 @@ for t in $TARGETS; do
 done
 
 wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
-run_wrk() { # port, paths name, duration -> wrk output
+run_wrk() { # URL, paths name, duration -> wrk output
     wrk_paths "$1" "$WORK/$2.paths" "$3"
 }
 # A measured round: wrk, or wrk2 at RATE when it is set.
-measure_wrk() { # port, paths name, duration -> wrk or wrk2 output
+measure_wrk() { # URL, paths name, duration -> wrk or wrk2 output
     if [ -n "$RATE" ]; then
         wrk_paths "$1" "$WORK/$2.paths" "$3" "$WRK2" -R"$RATE"
     else
@@ -261,13 +298,13 @@ log "warming each target (3s)"
 for t in $TARGETS; do
     IFS=: read -r name port paths <<<"$t"
     wanted "$name" || continue
-    run_wrk "$port" "$paths" 3s >"$WORK/warm-$name.txt"
+    run_wrk "$(url_of "$name" "$port")" "$paths" 3s >"$WORK/warm-$name.txt"
 done
-nginx_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$NP$(first_path origin)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
-s3c_status="$(curl -s -D - -o /dev/null "http://127.0.0.1:$CP$(first_path cache)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
+nginx_status="$(curl -sk -D - -o /dev/null "$(url_of nginx "$NP")$(first_path origin)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
+s3c_status="$(curl -sk -D - -o /dev/null "$(url_of s3cached "$CP")$(first_path cache)" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
 log "after warm-up: nginx X-Cache-Status=$nginx_status, s3cached x-s3cached=$s3c_status"
 for c in "${EXTRA_CACHES[@]}"; do
-    status="$(curl -s -D - -o /dev/null "http://127.0.0.1:${c##*:}$(first_path "${c%%:*}")" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
+    status="$(curl -sk -D - -o /dev/null "$(url_of "${c%%:*}" "${c##*:}")$(first_path "${c%%:*}")" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-s3cached"{print $2}')"
     log "after warm-up: ${c%%:*} x-s3cached=$status"
 done
 
@@ -284,12 +321,20 @@ if [ -n "$RP" ]; then
     TARGETS="$TARGETS redis-bench:$RP:-"
 fi
 
-declare -A RPS P50 P99 ERRS
+# nginx's workers (both nginx targets); the origin's CPU is not counted.
+nginx_workers="$(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+SERVER_PIDS[nginx]="$nginx_workers"
+SERVER_PIDS[nginx-static]="$nginx_workers"
+CLK_TCK="$(getconf CLK_TCK)"
+
+declare -A RPS P50 P99 ERRS CPU
 for round in $(seq "$RUNS"); do
     for t in $TARGETS; do
         IFS=: read -r name port paths <<<"$t"
         wanted "$name" || continue
         log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
+        # shellcheck disable=SC2086 # a list of pids
+        ticks_before="$(cpu_ticks ${SERVER_PIDS[$name]:-})"
         if [ "$name" = redis-bench ]; then
             # CSV columns: test, rps, avg, min, p50, p95, p99, max (ms).
             out="$("${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t get -d "$SIZE" -c "$CONNS" \
@@ -298,14 +343,21 @@ for round in $(seq "$RUNS"); do
             rps="$(awk -F'"' 'NR==2 {print $4}' <<<"$out")"
             p50="$(awk -F'"' 'NR==2 {print $10}' <<<"$out")"
             p99="$(awk -F'"' 'NR==2 {print $14}' <<<"$out")"
+            requests="$RB_REQUESTS"
             errs=""
         else
-            out="$(measure_wrk "$port" "$paths" "$DURATION")"
+            out="$(measure_wrk "$(url_of "$name" "$port")" "$paths" "$DURATION")"
             echo "$out" >"$WORK/run-$name-$round.txt"
             rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
             p50="$(percentile 50 "$out")"
             p99="$(percentile 99 "$out")"
+            requests="$(awk '/ requests in / {print $1; exit}' <<<"$out")"
             errs="$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock"}' <<<"$out" | head -n1)"
+        fi
+        # shellcheck disable=SC2086
+        ticks="$(($(cpu_ticks ${SERVER_PIDS[$name]:-}) - ticks_before))"
+        if [ -n "${SERVER_PIDS[$name]:-}" ] && [ "${requests:-0}" -gt 0 ]; then
+            CPU[$name]="${CPU[$name]:-} $(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
         fi
         RPS[$name]="${RPS[$name]:-} $rps"
         P50[$name]="${P50[$name]:-} $p50"
@@ -319,6 +371,7 @@ echo
 echo "Peer comparison: $OBJECTS objects of $SIZE bytes, wrk -t$THREADS -c$CONNS -d$DURATION, medians of $RUNS rounds"
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 if [ "$PIN" = 1 ]; then echo "pinned: servers on CPU 1 (one worker or runtime thread each), wrk on CPU 0"; fi
+if [ "$TLS" = 1 ]; then echo "TLS: HTTPS (self-signed P-256 certificate) to nginx, nginx-static and s3cached; the origin and Redis plain"; fi
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), $("$BIN" --version)"
 if [ -n "$RP" ]; then
     echo "$(redis-server --version | awk '{print $1, $2, $3}'); redis-benchmark -t get -d $SIZE -c $CONNS --threads $THREADS -n $RB_REQUESTS (one pre-populated key); s3cached Redis targets: --redis-connections ${REDIS_CONNECTIONS}"
@@ -333,7 +386,7 @@ rb_rps=""
 if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]:-}")"; fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}'; }
 if [ -n "$RATE" ]; then echo "wrk2 at a fixed rate of $RATE requests/s in all (latencies from each request's scheduled time)"; fi
-printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "x static" "errors"
+printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "x static" "cpu us" "errors"
 names=""
 for name in origin nginx nginx-static s3cached; do wanted "$name" && names="$names $name"; done
 if [ -n "$BP" ] && wanted baseline; then names="$names baseline"; fi
@@ -341,11 +394,13 @@ for c in "${EXTRA_CACHES[@]}"; do wanted "${c%%:*}" && names="$names ${c%%:*}"; 
 if [ -n "$RP" ] && wanted redis-bench; then names="$names redis-bench"; fi
 for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
-    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s %10s  %s\n' "$name" "$rps" \
+    cpu="-"
+    if [ -n "${CPU[$name]:-}" ]; then cpu="$(median "${CPU[$name]}")"; fi
+    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s %10s %10s  %s\n' "$name" "$rps" \
         "$(awk -v a="$rps" -v s="$SIZE" 'BEGIN {printf "%.3f", a * s / 1e9}')" \
         "$(ratio "$rps" "$n_rps")" "$(ratio "$rps" "$ns_rps")" "$(ratio "$rps" "$rb_rps")" \
         "$p50" "$(ratio "$p50" "$n_p50")" "$p99" "$(ratio "$p99" "$n_p99")" "$(ratio "$p99" "$ns_p99")" \
-        "${ERRS[$name]:-none}"
+        "$cpu" "${ERRS[$name]:-none}"
 done
 echo
 rounds=""

@@ -56,7 +56,8 @@ PYEOF
 
 wait_http() { # url, what
     for _ in $(seq 150); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
+        # -k: the TLS benchmarks use a self-signed certificate for 127.0.0.1.
+        if curl -sk -o /dev/null "$1"; then return 0; fi
         sleep 0.2
     done
     bench_log "$2 did not come up at $1"
@@ -89,7 +90,8 @@ start_seaweed() {
     wait_http "http://127.0.0.1:$s3/" "SeaweedFS"
 }
 
-# s3cached ($BIN) in front of SeaweedFS with the cache keys; sets STARTED_PORT, STARTED_ADMIN.
+# s3cached ($BIN) in front of SeaweedFS with the cache keys; sets STARTED_PORT, STARTED_ADMIN,
+# STARTED_PID.
 start_s3cached() { # name, extra flags...
     local name="$1" port admin
     shift
@@ -101,9 +103,20 @@ start_s3cached() { # name, extra flags...
         --access-key "$CACHE_AK" --secret-key "$CACHE_SK" "$@" \
         >"$WORK/$name.log" 2>&1 &
     pids+=($!)
+    STARTED_PID=$!
     wait_http "http://127.0.0.1:$admin/health" "s3cached ($name)"
     STARTED_PORT="$port"
     STARTED_ADMIN="$admin"
+}
+
+# CPU time used so far by the processes `pids` (all their threads), in clock ticks.
+cpu_ticks() { # pids...
+    local t=0 p
+    for p in "$@"; do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    done
+    echo "$t"
 }
 
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -142,9 +155,10 @@ NGINX
 # wrk over the request paths listed in a file (bench/paths.lua), THREADS threads, CONNS
 # connections, with latencies; a command given after the duration runs instead of `wrk` (e.g.
 # wrk2 with its -R rate).
-wrk_paths() { # port, paths file, duration [, command...] -> the output
-    local cmd=("${@:4}")
+wrk_paths() { # port (or scheme://host:port), paths file, duration [, command...] -> the output
+    local cmd=("${@:4}") url="$1"
     [ "${#cmd[@]}" -gt 0 ] || cmd=(wrk)
+    [[ "$url" == *://* ]] || url="http://127.0.0.1:$url"
     PATHS_FILE="$2" ${CLIENT_CPU[@]+"${CLIENT_CPU[@]}"} "${cmd[@]}" -t"$THREADS" -c"$CONNS" -d"$3" --latency \
-        -s "$REPO/bench/paths.lua" "http://127.0.0.1:$1" 2>&1
+        -s "$REPO/bench/paths.lua" "$url" 2>&1
 }
