@@ -390,6 +390,31 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service hyper's connection builder can serve on a spawned connection.
+trait ConnService<B>:
+    hyper::service::Service<Request<Incoming>, Response = Response<B>, Future: Send + 'static, Error: Into<BoxError>>
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> ConnService<B> for S where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Send
+        + 'static
+{
+}
+
+/// A response body hyper's connection builder can write on a spawned connection.
+trait ConnBody: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> ConnBody for B where B: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
 
 /// Accepts connections until `stop`, serving each with a service from `make`; with `tls`,
 /// after a handshake in the connection's own task (a slow client must not hold up accepts).
@@ -403,12 +428,8 @@ async fn accept_loop<S, B>(
     graceful: Arc<GracefulShutdown>,
     make: impl Fn() -> S,
 ) where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnService<B>,
+    B: ConnBody,
 {
     let builder = Arc::new(ConnBuilder::new(TokioExecutor::new()));
     loop {
@@ -477,12 +498,8 @@ async fn hot_first<I, S, B>(
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnService<B>,
+    B: ConnBody,
 {
     let Some(rest) = connection::answer_hits(io, hot, stop).await else {
         return;
