@@ -5,10 +5,11 @@
 //! scheduler tick (every 4 ms with `HZ=250`). Whatever else is runnable on that core waits
 //! meanwhile: the clients on the same host, such as an application with its cache beside it.
 //! Measured with wrk sharing the two cores of the benchmark machine, that wait was the p99 of
-//! memory hits: 4.3 ms in every round, against 1.1–1.6 ms when the thread yields after 250 µs
-//! of answers (BENCHMARKS.md §3). So after answering for [`DEFAULT_YIELD_AFTER`] without a
-//! pause, the thread yields (`sched_yield`): the kernel runs what waits for the core or, when
-//! nothing does, returns at once, for the price of one system call.
+//! memory hits: 4.3 ms in every round, against 1.7 ms (the median of 5 rounds) when the thread
+//! yields after 250 µs of answers (BENCHMARKS.md §3). So after answering for
+//! [`DEFAULT_YIELD_AFTER`] without a pause, the thread yields (`sched_yield`): the kernel runs
+//! what waits for the core or, when nothing does, returns at once, for the price of one system
+//! call.
 //!
 //! The run is counted per thread, not per connection, because the core is what is shared.
 //! A pause is a gap between two answers as long as the limit itself: the thread was idle,
