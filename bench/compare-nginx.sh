@@ -114,8 +114,12 @@ if [ ! -x "$BIN" ]; then
 fi
 
 # --- TLS ------------------------------------------------------------------------
+# SCHEME for the servers compared; CACHE_TLS, s3cached's flags; NGINX_SSL and NGINX_TLS, the
+# `listen` parameter and the directives of nginx's servers.
 SCHEME=http
 CACHE_TLS=()
+NGINX_SSL=""
+NGINX_TLS=""
 if [ "$TLS" = 1 ]; then
     SCHEME=https
     mkdir -p "$WORK/tls"
@@ -123,17 +127,13 @@ if [ "$TLS" = 1 ]; then
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
     CACHE_TLS=(--tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem")
+    NGINX_SSL=" ssl"
+    NGINX_TLS="ssl_certificate $WORK/tls/cert.pem; ssl_certificate_key $WORK/tls/key.pem;"
 fi
 # The URL wrk and curl use for a target: plain for the origin, SCHEME for the servers compared.
 url_of() { # name, port
     if [ "$1" = origin ]; then echo "http://127.0.0.1:$2"; else echo "$SCHEME://127.0.0.1:$2"; fi
 }
-NGINX_TLS=""
-if [ "$TLS" = 1 ]; then
-    NGINX_TLS="ssl_certificate $WORK/tls/cert.pem; ssl_certificate_key $WORK/tls/key.pem;"
-fi
-NGINX_SSL=""
-if [ "$TLS" = 1 ]; then NGINX_SSL=" ssl"; fi
 
 # --- SeaweedFS ------------------------------------------------------------------
 start_seaweed

@@ -12,6 +12,7 @@ use s3cached::config::{
     DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig,
     RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
 };
+use s3cached::hot_path::cpu_turn::DEFAULT_YIELD_AFTER;
 use s3cached::server::Server;
 use s3cached::size::ByteSize;
 use tracing::{info, warn};
@@ -266,7 +267,7 @@ pub struct ServeArgs {
     /// How long the hot path answers hits back to back before it yields its CPU core to
     /// whatever else waits for it (clients on the same host); `0` keeps the core until the
     /// kernel takes it. Without it, a busy thread can hold a core for a whole scheduler tick.
-    #[arg(long, env = "S3CACHED_YIELD_AFTER", default_value = "250us")]
+    #[arg(long, env = "S3CACHED_YIELD_AFTER", default_value_t = DEFAULT_YIELD_AFTER.into())]
     yield_after: humantime::Duration,
 }
 

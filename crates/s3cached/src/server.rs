@@ -389,7 +389,6 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-type ConnFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A service hyper's connection builder can serve on a spawned connection.
@@ -455,11 +454,8 @@ async fn accept_loop<S, B>(
                 tokio::spawn(async move { hot_first(socket, &hot, &mut stop, &builder, service, watcher).await });
             }
             (None, None) => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(socket), service)
-                    .into_owned();
-                let conn: ConnFuture = Box::pin(watcher.watch(conn).map_into_unit());
-                tokio::spawn(conn);
+                let builder = Arc::clone(&builder);
+                tokio::spawn(async move { serve_with_hyper(socket, &builder, service, watcher).await });
             }
             (Some(tls), hot) => {
                 let (tls, hot, builder, mut stop) = (Arc::clone(tls), hot.clone(), Arc::clone(&builder), stop.clone());
@@ -473,12 +469,7 @@ async fn accept_loop<S, B>(
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
                     match hot {
                         Some(hot) if !h2 => hot_first(stream, &hot, &mut stop, &builder, service, watcher).await,
-                        _ => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned();
-                            let _ = watcher.watch(conn).await;
-                        }
+                        _ => serve_with_hyper(stream, &builder, service, watcher).await,
                     }
                 });
             }
@@ -504,21 +495,22 @@ async fn hot_first<I, S, B>(
     let Some(rest) = connection::answer_hits(io, hot, stop).await else {
         return;
     };
+    serve_with_hyper(rest, builder, service, watcher).await;
+}
+
+/// Serves `io` with hyper (HTTP/1.1 or HTTP/2, told by the preface) until it closes; the
+/// watcher lets a shutdown wait for it.
+async fn serve_with_hyper<I, S, B>(io: I, builder: &ConnBuilder<TokioExecutor>, service: S, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ConnService<B>,
+    B: ConnBody,
+{
     let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(rest), service)
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     let _ = watcher.watch(conn).await;
 }
-
-trait MapIntoUnit: Future + Sized {
-    fn map_into_unit(self) -> impl Future<Output = ()> {
-        async move {
-            let _ = self.await;
-        }
-    }
-}
-
-impl<F: Future> MapIntoUnit for F {}
 
 /// The s3s service over `front`, with client authentication and virtual hosts.
 pub(crate) fn build_service(
