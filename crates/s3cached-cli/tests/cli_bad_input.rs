@@ -93,6 +93,16 @@ fn bad_command_line_input_is_reported_plainly() {
         capacity.describe()
     );
 
+    // --yield-after: a message naming the flag and the value.
+    let yield_after = serve_with(&["--yield-after", "often"]);
+    assert!(!yield_after.success(), "{}", yield_after.describe());
+    assert_no_panic(&yield_after);
+    assert!(
+        yield_after.stderr.contains("--yield-after") && yield_after.stderr.contains("often"),
+        "the error should name --yield-after and the value: {}",
+        yield_after.describe()
+    );
+
     // Contradicting sizes.
     let sizes = serve_with(&["--memory-capacity", "1MiB", "--max-object-size", "8MiB"]);
     assert!(!sizes.success(), "{}", sizes.describe());
