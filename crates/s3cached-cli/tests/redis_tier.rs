@@ -37,6 +37,26 @@ async fn standalone_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn standalone_redis_with_a_password_and_a_database() {
+    let server = RedisServer::start();
+    // Set after the start, whose readiness check speaks without a password.
+    assert_eq!(server.cli(&["CONFIG", "SET", "requirepass", "s3cret"]).trim(), "OK");
+    let url = format!("redis://:s3cret@{}/2", server.addr());
+    let tier = RedisTier::connect(config(RedisTarget::Standalone { url }), Arc::new(Metrics::new())).await;
+    conformance::run(tier.as_ref()).await;
+    let get = [
+        "-a",
+        "s3cret",
+        "--no-auth-warning",
+        "-n",
+        "2",
+        "GET",
+        "conformance:miss-then-hit",
+    ];
+    assert_eq!(server.cli(&get).trim(), "hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn standalone_valkey() {
     let server = RedisServer::start_with(Flavor::Valkey, &[]);
     let tier = RedisTier::connect(

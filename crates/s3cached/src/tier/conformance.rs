@@ -35,6 +35,7 @@ pub async fn run(tier: &dyn CacheTier) {
     awkward_keys(tier).await;
     metadata_of_blocks(tier).await;
     blocks_are_kept_by_version(tier).await;
+    large_values(tier).await;
     if tier.shared() {
         stale_fills_are_refused(tier).await;
     }
@@ -62,6 +63,44 @@ async fn metadata_of_blocks(tier: &dyn CacheTier) {
     );
     tier.invalidate(&k).await.expect("invalidate");
     assert!(tier.get(&k).await.expect("get").entry.is_none(), "{}", tier.name());
+}
+
+/// An entry and a block large enough to arrive over many reads come back byte-exact.
+async fn large_values(tier: &dyn CacheTier) {
+    use crate::block::BlockKey;
+    let pattern = |len: usize, seed: u8| -> Bytes { (0..len).map(|i| (i % 253) as u8 ^ seed).collect() };
+    let k = key("large-entry");
+    let body = pattern(200 * 1024 + 3, 0x5a);
+    let meta = ObjectMeta {
+        size: body.len() as u64,
+        e_tag: Some(s3s::dto::ETag::Strong("large".to_owned())),
+        ..ObjectMeta::default()
+    };
+    fill(tier, k.clone(), Arc::new(Entry::new(meta, body.clone())), None).await;
+    let got = tier.get(&k).await.expect("get").entry.expect("hit");
+    assert!(got.body == body, "{}: a 200 KiB entry reads back", tier.name());
+
+    let block = BlockKey::new(&k, "large", 1 << 20, 0);
+    let bytes = pattern(1 << 20, 0xa5);
+    tier.put_block(&block, bytes.clone(), None).await.expect("put_block");
+    let whole = tier
+        .get_block(&block, 0..bytes.len(), bytes.len())
+        .await
+        .expect("get_block");
+    assert!(
+        whole.is_some_and(|(b, _)| b == bytes),
+        "{}: a 1 MiB block reads back",
+        tier.name()
+    );
+    let part = tier
+        .get_block(&block, 4096..70_000, bytes.len())
+        .await
+        .expect("get_block");
+    assert!(
+        part.is_some_and(|(b, _)| b == bytes.slice(4096..70_000)),
+        "{}: a part of a 1 MiB block reads back",
+        tier.name()
+    );
 }
 
 /// Blocks read back by their key; another version's key or index is another block.

@@ -9,6 +9,8 @@ pub mod conformance;
 pub mod memory;
 pub mod record;
 pub mod redis;
+pub mod redis_reads;
+pub mod resp_reply;
 pub mod tiered;
 
 use std::ops::Range;

@@ -20,6 +20,9 @@
 //!   One connection's reader task decodes every reply in turn; more connections let replies
 //!   be decoded on several cores at once, which did not pay on 2 cores (one was fastest,
 //!   BENCHMARKS.md) but may on larger machines.
+//! - On a standalone server over plain TCP, the reads that bring bytes back (the hit's
+//!   `MGET`, a block's `GET`) use [`ReadConns`] instead, which keep a large value in the
+//!   buffer it was read into; the general client copies it twice.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ use tracing::{info, warn};
 
 use super::breaker::{Breaker, Permit};
 use super::record;
+use super::redis_reads::ReadConns;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
 use crate::block::BlockKey;
 use crate::config::{RedisConfig, RedisTarget};
@@ -141,6 +145,8 @@ pub struct RedisTier {
     config: RedisConfig,
     /// The connections (empty until connected); calls take them in turn.
     conns: Mutex<Vec<Conn>>,
+    /// Connections for the reads that return bytes, where they are used.
+    reads: Option<ReadConns>,
     next: AtomicUsize,
     breaker: Breaker,
     metrics: Arc<Metrics>,
@@ -154,6 +160,11 @@ impl RedisTier {
     pub async fn connect(config: RedisConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         let tier = Arc::new(Self {
             conns: Mutex::new(Vec::new()),
+            reads: ReadConns::for_target(
+                &config.target,
+                config.connections,
+                config.timeout.max(Duration::from_millis(500)),
+            ),
             next: AtomicUsize::new(0),
             breaker: Breaker::new(config.breaker),
             metrics,
@@ -185,12 +196,17 @@ impl RedisTier {
         }
     }
 
+    /// The breaker's permit for one call, if the breaker lets it through.
+    fn permit(&self) -> Result<Permit<'_>, TierError> {
+        self.breaker.allow().ok_or_else(|| {
+            self.metrics.tier_bypass(NAME);
+            Self::unavailable("circuit open")
+        })
+    }
+
     /// A connection and the breaker's permit for one call, if the breaker lets it through.
     fn conn(&self) -> Result<(Conn, Permit<'_>), TierError> {
-        let Some(permit) = self.breaker.allow() else {
-            self.metrics.tier_bypass(NAME);
-            return Err(Self::unavailable("circuit open"));
-        };
+        let permit = self.permit()?;
         // Without a connection the permit is dropped unused: a probe ends there.
         let conn = {
             let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
@@ -203,10 +219,10 @@ impl RedisTier {
 
     /// Runs one call with the timeout, reporting its outcome through `permit` (a call dropped
     /// before it ends drops the permit, which ends a probe).
-    async fn call<T>(
+    async fn call<T, E: std::fmt::Display>(
         &self,
         permit: Permit<'_>,
-        fut: impl std::future::Future<Output = RedisResult<T>>,
+        fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, TierError> {
         match tokio::time::timeout(self.config.timeout, fut).await {
             Ok(Ok(v)) => {
@@ -289,10 +305,17 @@ impl CacheTier for RedisTier {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let keys = RedisKeys::of(key);
-        let (mut conn, permit) = self.conn()?;
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
-        let mut values: Vec<Option<Vec<u8>>> = self.call(permit, conn.query(&cmd)).await?;
+        let mut values = if let Some(reads) = &self.reads {
+            let permit = self.permit()?;
+            let keys = [keys.body.as_bytes(), keys.meta.as_bytes(), keys.generation.as_bytes()];
+            self.call(permit, reads.mget(&keys)).await?
+        } else {
+            let (mut conn, permit) = self.conn()?;
+            let mut cmd = redis::cmd("MGET");
+            cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
+            let values: Vec<Option<Vec<u8>>> = self.call(permit, conn.query(&cmd)).await?;
+            values.into_iter().map(|v| v.map(Bytes::from)).collect()
+        };
         let generation = parse_generation(values.get(2).and_then(Option::as_deref));
         let token = FillToken { generation, epoch: 0 };
         let (body, Some(Some(meta))) = (values.get_mut(0).and_then(Option::take), values.get(1)) else {
@@ -300,7 +323,7 @@ impl CacheTier for RedisTier {
             return Ok(Lookup::miss(token));
         };
         let header = match (record::decode(meta), body) {
-            (Ok(h), None) if h.in_blocks => (h, Vec::new()),
+            (Ok(h), None) if h.in_blocks => (h, Bytes::new()),
             (Ok(h), Some(body)) if !h.in_blocks && h.meta.size == body.len() as u64 => (h, body),
             _ => {
                 // Half an entry (one key evicted, or written by another version): a miss.
@@ -311,7 +334,7 @@ impl CacheTier for RedisTier {
         let (header, body) = header;
         self.metrics.hit(NAME);
         Ok(Lookup {
-            entry: Some(Arc::new(header.with_body(Bytes::from(body)))),
+            entry: Some(Arc::new(header.with_body(body))),
             tier: NAME,
             token,
         })
@@ -382,6 +405,13 @@ impl CacheTier for RedisTier {
     ) -> Result<Option<(Bytes, &'static str)>, TierError> {
         if part.start >= part.end || part.end > block_len {
             return Ok(None);
+        }
+        if part.len() == block_len
+            && let Some(reads) = &self.reads
+        {
+            let permit = self.permit()?;
+            let value = self.call(permit, reads.get(key.storage_key().as_bytes())).await?;
+            return Ok(value.filter(|v| v.len() == block_len).map(|v| (v, NAME)));
         }
         let (mut conn, permit) = self.conn()?;
         if part.len() == block_len {
