@@ -26,7 +26,8 @@
 #   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
 #   S3CACHED_BIN=target/release/s3cached (built when missing)
 #   BASELINE_BIN=path/to/another/s3cached: also measures that build, same flags, as "baseline"
-#          (e.g. the previous commit's release build), so before/after ratios come from one run
+#          (e.g. the previous commit's release build), so before/after ratios come from one run;
+#          with REDIS=1 that build also runs on --tier redis, as "redis-base"
 #   NGINX_WORKERS=auto
 #   REDIS=1: the Redis rows (0 leaves them out); REDIS_CONNECTIONS="1": the s3cached
 #          --redis-connections of the `redis` target; several values ("1 2 4 8") measure one
@@ -183,6 +184,11 @@ if [ -n "$BASELINE_BIN" ]; then
     BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB ${CACHE_TLS[@]+"${CACHE_TLS[@]}"}
     SERVER_PIDS[baseline]="$STARTED_PID"
     BP="$STARTED_PORT"
+    if [ -n "$RP" ]; then
+        BIN="$BASELINE_BIN" start_cache redis-base --tier redis --redis-url "redis://127.0.0.1:$RP" \
+            --redis-connections "${conn_counts[0]}"
+        EXTRA_CACHES+=("redis-base:$STARTED_PORT")
+    fi
 fi
 
 # --- nginx ----------------------------------------------------------------------
@@ -413,4 +419,7 @@ echo "per-round req/s: $rounds"
 echo "per-round p99 ms: $tails"
 if [ -n "$BP" ] && wanted s3cached && wanted baseline; then
     echo "s3cached / baseline req/s: $(awk -v a="$(median "${RPS[s3cached]}")" -v b="$(median "${RPS[baseline]}")" 'BEGIN {printf "%.3fx", a / b}')"
+fi
+if [ -n "${RPS[redis-base]:-}" ] && [ -n "${RPS[redis]:-}" ]; then
+    echo "redis / redis-base req/s: $(awk -v a="$(median "${RPS[redis]}")" -v b="$(median "${RPS[redis-base]}")" 'BEGIN {printf "%.3fx", a / b}')"
 fi
