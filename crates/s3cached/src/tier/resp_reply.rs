@@ -5,7 +5,7 @@
 //! to hold the whole reply: for a 1 MiB hit that is two copies of the value, about a fifth of
 //! the CPU of the hit (BENCHMARKS.md §3). [`ReplyReader`] instead gives a value of at least
 //! [`LARGE_VALUE`] bytes its own buffer as soon as the value's length is read, and the rest of
-//! the value is read from the socket straight into it ([`ReplyReader::read_from`]).
+//! the value is read from the socket straight into it ([`ReplyReader::try_read_from`]).
 //!
 //! Smaller values are copied out of the read buffer: a value that kept a slice of the shared
 //! buffer would keep the whole buffer alive in the memory tier, which counts only the value.
@@ -15,13 +15,14 @@
 //! included, is a protocol error, after which the connection is not used again.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
 
 /// Values at least this long get a buffer of their own, filled straight from the socket.
 pub const LARGE_VALUE: usize = 16 * 1024;
 
-/// Bytes asked of the socket per read while no large value is in progress.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read while no large value is in progress: room for a dozen
+/// pipelined 4 KiB hits.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Longest value accepted: Redis's own default `proto-max-bulk-len`.
 pub const MAX_VALUE: usize = 512 * 1024 * 1024;
@@ -74,6 +75,20 @@ pub enum ReplyError {
     Unterminated,
 }
 
+/// Why no reply could be read from a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailure {
+    /// The stream failed.
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The stream ended.
+    #[error("connection closed")]
+    Closed,
+    /// Its bytes are no reply.
+    #[error(transparent)]
+    Reply(#[from] ReplyError),
+}
+
 /// Parses the replies of one connection, in order, from the bytes read off it.
 #[derive(Debug, Default)]
 pub struct ReplyReader {
@@ -98,7 +113,7 @@ impl ReplyReader {
     }
 
     /// Takes bytes read by other means (tests, fuzzing): the same path as
-    /// [`ReplyReader::read_from`] without the socket.
+    /// [`ReplyReader::try_read_from`] without the socket.
     pub fn feed(&mut self, mut data: &[u8]) {
         if let (Some(missing), Some(value)) = (self.large_missing(), self.large.as_mut()) {
             let n = missing.min(data.len());
@@ -108,18 +123,40 @@ impl ReplyReader {
         self.buf.extend_from_slice(data);
     }
 
-    /// Reads once from `reader` into the large value in progress (never past its end) or
-    /// into the buffer. Returns the bytes read; 0 is the end of the stream.
+    /// Reads what `stream` holds now, without waiting, into the large value in progress
+    /// (never past its end) or into the buffer. Returns the bytes read; 0 is the end of the
+    /// stream.
     ///
     /// # Errors
-    /// The reader's.
-    pub async fn read_from<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> std::io::Result<usize> {
+    /// The stream's; `WouldBlock` when it holds nothing yet (wait for `readable`).
+    pub fn try_read_from(&mut self, stream: &TcpStream) -> std::io::Result<usize> {
         if let (Some(missing), Some(value)) = (self.large_missing(), self.large.as_mut()) {
             let mut limited = value.limit(missing);
-            return reader.read_buf(&mut limited).await;
+            return stream.try_read_buf(&mut limited);
         }
         self.buf.reserve(READ_CHUNK);
-        reader.read_buf(&mut self.buf).await
+        stream.try_read_buf(&mut self.buf)
+    }
+
+    /// Waits for the next complete reply on `stream`.
+    ///
+    /// # Errors
+    /// [`ReadFailure`] when the stream fails or ends, or its bytes are no reply.
+    pub async fn next_from(&mut self, stream: &TcpStream) -> Result<Reply, ReadFailure> {
+        loop {
+            if let Some(reply) = self.next_reply()? {
+                return Ok(reply);
+            }
+            loop {
+                stream.readable().await?;
+                match self.try_read_from(stream) {
+                    Ok(0) => return Err(ReadFailure::Closed),
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
 
     /// The next complete reply, or `None` until more bytes are read.
@@ -345,26 +382,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_from_a_stream_never_put_the_next_reply_into_a_large_value() {
+    async fn reads_from_a_socket_never_put_the_next_reply_into_a_large_value() {
         let big = value(200_000);
         let mut input = bulk(&big);
         input.extend_from_slice(b":7\r\n");
-        let (mut client, mut server) = tokio::io::duplex(8192);
-        let writer = tokio::spawn(async move { tokio::io::AsyncWriteExt::write_all(&mut server, &input).await });
-        let mut reader = ReplyReader::new();
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            match reader.next_reply() {
-                Ok(Some(reply)) => got.push(reply),
-                Ok(None) => {
-                    let n = reader.read_from(&mut client).await.expect("read");
-                    assert!(n > 0, "stream ended early");
-                }
-                Err(e) => panic!("{e}"),
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let writer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await?;
+            // Small writes, so the value arrives over many reads.
+            for chunk in input.chunks(7_000) {
+                tokio::io::AsyncWriteExt::write_all(&mut socket, chunk).await?;
             }
-        }
+            Ok::<_, std::io::Error>(())
+        });
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut reader = ReplyReader::new();
+        let first = reader.next_from(&stream).await.expect("value");
+        let second = reader.next_from(&stream).await.expect("integer");
         assert!(matches!(writer.await, Ok(Ok(()))));
-        assert_eq!(got, vec![Reply::Value(Some(Bytes::from(big))), Reply::Integer(7)]);
+        assert_eq!(first, Reply::Value(Some(Bytes::from(big))));
+        assert_eq!(second, Reply::Integer(7));
+        assert!(matches!(reader.next_from(&stream).await, Err(ReadFailure::Closed)));
     }
 
     #[test]
