@@ -21,6 +21,9 @@
 # `cpu us` is the server's CPU time (user and system, all threads) per request in a round, read
 # from /proc before and after it: s3cached's process, nginx's workers (the origin behind nginx
 # proxy_cache is not counted, it serves no hits), redis-server for redis-benchmark.
+# `all us` is the whole machine's busy CPU time per request (/proc/stat: every process, the
+# load generator, Redis and the kernel's network work included): when the CPUs are saturated,
+# rates between targets go as the inverse of this.
 #
 # Usage: bench/compare-nginx.sh          (environment overrides below)
 #   DURATION=10s CONNS=64 THREADS=2 OBJECTS=100 SIZE=4096 RUNS=3
@@ -333,7 +336,7 @@ SERVER_PIDS[nginx]="$nginx_workers"
 SERVER_PIDS[nginx-static]="$nginx_workers"
 CLK_TCK="$(getconf CLK_TCK)"
 
-declare -A RPS P50 P99 ERRS CPU
+declare -A RPS P50 P99 ERRS CPU ALL_CPU
 for round in $(seq "$RUNS"); do
     for t in $TARGETS; do
         IFS=: read -r name port paths <<<"$t"
@@ -341,6 +344,7 @@ for round in $(seq "$RUNS"); do
         log "round $round/$RUNS: $name ($CONNS connections, $DURATION)"
         # shellcheck disable=SC2086 # a list of pids
         ticks_before="$(cpu_ticks ${SERVER_PIDS[$name]:-})"
+        busy_before="$(busy_ticks)"
         if [ "$name" = redis-bench ]; then
             # CSV columns: test, rps, avg, min, p50, p95, p99, max (ms).
             out="$("${CLIENT_CPU[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t get -d "$SIZE" -c "$CONNS" \
@@ -362,6 +366,10 @@ for round in $(seq "$RUNS"); do
         fi
         # shellcheck disable=SC2086
         ticks="$(($(cpu_ticks ${SERVER_PIDS[$name]:-}) - ticks_before))"
+        busy="$(($(busy_ticks) - busy_before))"
+        if [ "${requests:-0}" -gt 0 ]; then
+            ALL_CPU[$name]="${ALL_CPU[$name]:-} $(awk -v t="$busy" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
+        fi
         if [ -n "${SERVER_PIDS[$name]:-}" ] && [ "${requests:-0}" -gt 0 ]; then
             CPU[$name]="${CPU[$name]:-} $(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
         fi
@@ -392,7 +400,7 @@ rb_rps=""
 if [ -n "$RP" ]; then rb_rps="$(median "${RPS[redis-bench]:-}")"; fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else printf "-"}'; }
 if [ -n "$RATE" ]; then echo "wrk2 at a fixed rate of $RATE requests/s in all (latencies from each request's scheduled time)"; fi
-printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "x static" "cpu us" "errors"
+printf '%-12s %12s %8s %10s %10s %10s %10s %10s %10s %10s %10s %10s %10s  %s\n' target req/s GB/s "x nginx" "x static" "x redis" "p50 ms" "x nginx" "p99 ms" "x nginx" "x static" "cpu us" "all us" "errors"
 names=""
 for name in origin nginx nginx-static s3cached; do wanted "$name" && names="$names $name"; done
 if [ -n "$BP" ] && wanted baseline; then names="$names baseline"; fi
@@ -401,12 +409,13 @@ if [ -n "$RP" ] && wanted redis-bench; then names="$names redis-bench"; fi
 for name in $names; do
     rps="$(median "${RPS[$name]}")"; p50="$(median "${P50[$name]}")"; p99="$(median "${P99[$name]}")"
     cpu="-"
+    all="$(median "${ALL_CPU[$name]:-}")"
     if [ -n "${CPU[$name]:-}" ]; then cpu="$(median "${CPU[$name]}")"; fi
-    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s %10s %10s  %s\n' "$name" "$rps" \
+    printf '%-12s %12.0f %8.3f %10s %10s %10s %10.3f %10s %10.3f %10s %10s %10s %10s  %s\n' "$name" "$rps" \
         "$(awk -v a="$rps" -v s="$SIZE" 'BEGIN {printf "%.3f", a * s / 1e9}')" \
         "$(ratio "$rps" "$n_rps")" "$(ratio "$rps" "$ns_rps")" "$(ratio "$rps" "$rb_rps")" \
         "$p50" "$(ratio "$p50" "$n_p50")" "$p99" "$(ratio "$p99" "$n_p99")" "$(ratio "$p99" "$ns_p99")" \
-        "$cpu" "${ERRS[$name]:-none}"
+        "$cpu" "${all:--}" "${ERRS[$name]:-none}"
 done
 echo
 rounds=""

@@ -119,6 +119,10 @@ cpu_ticks() { # pids...
     echo "$t"
 }
 
+busy_ticks() { # the whole machine's busy time (every CPU, clients included), in clock ticks
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
+}
+
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms
