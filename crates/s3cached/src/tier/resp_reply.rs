@@ -55,6 +55,9 @@ pub enum ReplyError {
     /// The first byte of a line is no RESP2 type this reader accepts.
     #[error("unexpected reply type byte 0x{0:02x}")]
     UnknownType(u8),
+    /// A line with no type byte.
+    #[error("empty reply line")]
+    EmptyLine,
     /// A header or status line runs past its limit without a CRLF.
     #[error("reply line longer than {MAX_LINE} bytes")]
     LineTooLong,
@@ -186,6 +189,9 @@ impl ReplyReader {
                 }
                 return Ok(None);
             };
+            if eol == 0 {
+                return Err(ReplyError::EmptyLine);
+            }
             let kind = self.buf[0];
             let line = &self.buf[1..eol];
             match kind {
@@ -411,6 +417,8 @@ mod tests {
         let long_line = [b"+".as_slice(), &[b'a'; MAX_LINE + 10]].concat();
         let cases: Vec<(Vec<u8>, ReplyError)> = vec![
             (b"!oops\r\n".to_vec(), ReplyError::UnknownType(b'!')),
+            (b"\r\n$-1\r\n".to_vec(), ReplyError::EmptyLine),
+            (b"*2\r\n\r\n".to_vec(), ReplyError::EmptyLine),
             (b"%2\r\n".to_vec(), ReplyError::UnknownType(b'%')),
             (b"$abc\r\n".to_vec(), ReplyError::BadNumber("abc".to_owned())),
             (b"$-2\r\n".to_vec(), ReplyError::BadNumber("-2".to_owned())),
