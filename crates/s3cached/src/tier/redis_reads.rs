@@ -116,7 +116,8 @@ impl Shared {
 /// A caller appends its command to [`State::unsent`] and its waiter to [`State::waiters`]
 /// under one lock, so waiters stay in the order of the replies; the writer task sends
 /// whatever has gathered in one write. (Callers writing to the socket themselves, one small
-/// write each, cost 1.4x the batched writes' CPU per 4 KiB hit: BENCHMARKS.md §3.)
+/// write each, took 1.28x the redis crate's CPU per 4 KiB hit; these batched writes take
+/// 0.87x: BENCHMARKS.md §3.)
 struct Conn {
     shared: Arc<Shared>,
 }
