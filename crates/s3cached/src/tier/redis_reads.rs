@@ -65,8 +65,13 @@ struct Endpoint {
 }
 
 impl Endpoint {
+    /// host:port, for messages (an IPv6 address in brackets).
     fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -132,10 +137,13 @@ impl Drop for Conn {
 impl Conn {
     async fn open(endpoint: &Endpoint) -> Result<Self, ReadError> {
         let addr = endpoint.addr();
-        let stream = tokio::time::timeout(endpoint.connect_timeout, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| ReadError::ConnectTimeout(addr.clone()))?
-            .map_err(|source| ReadError::Connect { addr, source })?;
+        let stream = tokio::time::timeout(
+            endpoint.connect_timeout,
+            TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+        )
+        .await
+        .map_err(|_| ReadError::ConnectTimeout(addr.clone()))?
+        .map_err(|source| ReadError::Connect { addr, source })?;
         // Commands go out as they come; pipelining, not Nagle, batches them.
         let _ = stream.set_nodelay(true);
         let mut reader = ReplyReader::new();
@@ -406,6 +414,8 @@ mod tests {
         assert_eq!(plain.endpoint.db, 3);
         assert_eq!(plain.slots.len(), 2);
         assert!(ReadConns::for_target(&standalone("127.0.0.1:6379"), 0, timeout).is_some());
+        let v6 = ReadConns::for_target(&standalone("redis://[::1]:6390"), 1, timeout);
+        assert_eq!(v6.map(|c| c.endpoint.addr()).as_deref(), Some("[::1]:6390"));
         assert!(ReadConns::for_target(&standalone("rediss://cache:6380"), 1, timeout).is_none());
         assert!(ReadConns::for_target(&standalone("redis://cache:6380/?protocol=resp3"), 1, timeout).is_none());
         let cluster = RedisTarget::Cluster {
