@@ -305,14 +305,13 @@ impl CacheTier for RedisTier {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let keys = RedisKeys::of(key);
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
         let mut values = if let Some(reads) = &self.reads {
             let permit = self.permit()?;
-            let keys = [keys.body.as_bytes(), keys.meta.as_bytes(), keys.generation.as_bytes()];
-            self.call(permit, reads.mget(&keys)).await?
+            self.call(permit, reads.values(&cmd, 3)).await?
         } else {
             let (mut conn, permit) = self.conn()?;
-            let mut cmd = redis::cmd("MGET");
-            cmd.arg(&keys.body).arg(&keys.meta).arg(&keys.generation);
             let values: Vec<Option<Vec<u8>>> = self.call(permit, conn.query(&cmd)).await?;
             values.into_iter().map(|v| v.map(Bytes::from)).collect()
         };
@@ -406,20 +405,20 @@ impl CacheTier for RedisTier {
         if part.start >= part.end || part.end > block_len {
             return Ok(None);
         }
-        if part.len() == block_len
-            && let Some(reads) = &self.reads
-        {
-            let permit = self.permit()?;
-            let value = self.call(permit, reads.get(key.storage_key().as_bytes())).await?;
-            return Ok(value.filter(|v| v.len() == block_len).map(|v| (v, NAME)));
-        }
-        let (mut conn, permit) = self.conn()?;
         if part.len() == block_len {
             let mut cmd = redis::cmd("GET");
             cmd.arg(key.storage_key());
-            let value: Option<Vec<u8>> = self.call(permit, conn.query(&cmd)).await?;
-            return Ok(value.filter(|v| v.len() == block_len).map(|v| (Bytes::from(v), NAME)));
+            let value = if let Some(reads) = &self.reads {
+                let permit = self.permit()?;
+                self.call(permit, reads.value(&cmd)).await?
+            } else {
+                let (mut conn, permit) = self.conn()?;
+                let value: Option<Vec<u8>> = self.call(permit, conn.query(&cmd)).await?;
+                value.map(Bytes::from)
+            };
+            return Ok(value.filter(|v| v.len() == block_len).map(|v| (v, NAME)));
         }
+        let (mut conn, permit) = self.conn()?;
         // Only the part crosses the network: a 64 KiB range of a 1 MiB block moves 64 KiB.
         let mut cmd = redis::cmd("GETRANGE");
         cmd.arg(key.storage_key()).arg(part.start).arg(part.end - 1);

@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
+use bytes::Bytes;
+use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, ProtocolVersion};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 
-use super::resp_reply::{ReadFailure, Reply, ReplyError, ReplyReader, encode_command};
+use super::resp_reply::{ReadFailure, Reply, ReplyError, ReplyReader};
 use crate::config::RedisTarget;
 
 /// Why a read call failed.
@@ -94,7 +94,7 @@ struct State {
     /// Calls sent (or queued in `unsent`) and not yet answered, in the order of their bytes.
     waiters: VecDeque<Waiter>,
     /// Bytes of commands not yet written, in order.
-    unsent: BytesMut,
+    unsent: Vec<u8>,
     /// The writer task has been woken for `unsent` and has not taken it yet.
     woken: bool,
 }
@@ -148,17 +148,17 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let mut reader = ReplyReader::new();
         if let Some(password) = &endpoint.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            let mut auth = redis::cmd("AUTH");
             if let Some(user) = &endpoint.username {
-                args.push(user.as_bytes());
+                auth.arg(user);
             }
-            args.push(password.as_bytes());
-            expect_ok(&stream, &mut reader, &args, endpoint.connect_timeout).await?;
+            auth.arg(password);
+            expect_ok(&stream, &mut reader, &auth, endpoint.connect_timeout).await?;
         }
         if endpoint.db != 0 {
-            let db = endpoint.db.to_string();
-            let args: [&[u8]; 2] = [b"SELECT", db.as_bytes()];
-            expect_ok(&stream, &mut reader, &args, endpoint.connect_timeout).await?;
+            let mut select = redis::cmd("SELECT");
+            select.arg(endpoint.db);
+            expect_ok(&stream, &mut reader, &select, endpoint.connect_timeout).await?;
         }
         let shared = Arc::new(Shared {
             stream,
@@ -175,7 +175,7 @@ impl Conn {
         !self.shared.lock().closed
     }
 
-    async fn call(&self, command: &[u8]) -> Result<Reply, ReadError> {
+    async fn call(&self, cmd: &Cmd) -> Result<Reply, ReadError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut state = self.shared.lock();
@@ -183,7 +183,7 @@ impl Conn {
                 return Err(ReadError::Lost);
             }
             state.waiters.push_back(tx);
-            state.unsent.extend_from_slice(command);
+            cmd.write_packed_command(&mut state.unsent);
             if !std::mem::replace(&mut state.woken, true) {
                 self.shared.flush.notify_one();
             }
@@ -214,11 +214,11 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> 
 async fn expect_ok(
     stream: &TcpStream,
     reader: &mut ReplyReader,
-    args: &[&[u8]],
+    cmd: &Cmd,
     timeout: Duration,
 ) -> Result<(), ReadError> {
     let exchange = async {
-        write_all(stream, &encode_command(args))
+        write_all(stream, &cmd.get_packed_command())
             .await
             .map_err(|_| ReadError::Lost)?;
         match reader.next_from(stream).await {
@@ -236,24 +236,27 @@ async fn expect_ok(
 
 /// Writes the commands callers queue, in order, until the connection closes.
 async fn write_loop(shared: Arc<Shared>) {
+    // The two buffers trade places: callers fill one while this task writes the other.
+    let mut bytes = Vec::new();
     loop {
         shared.flush.notified().await;
         // Woken by the first command, this task would run next on its thread (tokio's LIFO
         // slot), before the other tasks there queue theirs: a write per command. Behind
         // them, it sends one write for all.
         tokio::task::yield_now().await;
-        let bytes = {
+        {
             let mut state = shared.lock();
             if state.closed {
                 return;
             }
             state.woken = false;
-            state.unsent.split()
-        };
+            std::mem::swap(&mut state.unsent, &mut bytes);
+        }
         if !bytes.is_empty() && write_all(&shared.stream, &bytes).await.is_err() {
             shared.close();
             return;
         }
+        bytes.clear();
     }
 }
 
@@ -361,32 +364,29 @@ impl ReadConns {
         Ok(conn)
     }
 
-    async fn call(&self, args: &[&[u8]]) -> Result<Reply, ReadError> {
-        self.conn().await?.call(&encode_command(args)).await
+    async fn call(&self, cmd: &Cmd) -> Result<Reply, ReadError> {
+        self.conn().await?.call(cmd).await
     }
 
-    /// `MGET keys...`: one value (or `None`) per key.
+    /// A command answered with `count` values, such as `MGET` of `count` keys.
     ///
     /// # Errors
     /// [`ReadError`] when Redis cannot be reached or answers otherwise.
-    pub async fn mget(&self, keys: &[&[u8]]) -> Result<Vec<Option<Bytes>>, ReadError> {
-        let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
-        args.push(b"MGET");
-        args.extend_from_slice(keys);
-        match self.call(&args).await? {
-            Reply::Array(Some(values)) if values.len() == keys.len() => Ok(values),
-            _ => Err(ReadError::Unexpected("MGET did not answer one value per key")),
+    pub async fn values(&self, cmd: &Cmd, count: usize) -> Result<Vec<Option<Bytes>>, ReadError> {
+        match self.call(cmd).await? {
+            Reply::Array(Some(values)) if values.len() == count => Ok(values),
+            _ => Err(ReadError::Unexpected("not one value per key")),
         }
     }
 
-    /// `GET key`.
+    /// A command answered with one value, such as `GET`.
     ///
     /// # Errors
     /// [`ReadError`] when Redis cannot be reached or answers otherwise.
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ReadError> {
-        match self.call(&[b"GET", key]).await? {
+    pub async fn value(&self, cmd: &Cmd) -> Result<Option<Bytes>, ReadError> {
+        match self.call(cmd).await? {
             Reply::Value(value) => Ok(value),
-            _ => Err(ReadError::Unexpected("GET did not answer a value")),
+            _ => Err(ReadError::Unexpected("not a value")),
         }
     }
 }
@@ -425,6 +425,13 @@ mod tests {
         assert!(ReadConns::for_target(&cluster, 1, timeout).is_none());
     }
 
+    #[test]
+    fn commands_go_out_as_arrays_of_values() {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg("b:k").arg("");
+        assert_eq!(cmd.get_packed_command(), b"*3\r\n$4\r\nMGET\r\n$3\r\nb:k\r\n$0\r\n\r\n");
+    }
+
     /// A server that answers each command it reads with the next canned reply, then closes.
     async fn canned_server(replies: Vec<&'static [u8]>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -450,15 +457,18 @@ mod tests {
     async fn a_bad_reply_fails_the_call_and_the_next_call_reconnects() {
         let addr = canned_server(vec![b"*2\r\n$1\r\na\r\n$-1\r\n", b"!garbage\r\n"]).await;
         let conns = ReadConns::for_target(&standalone(&addr), 1, Duration::from_secs(1)).expect("plain");
-        let values = conns.mget(&[b"k1", b"k2"]).await.expect("first call");
+        let values = conns
+            .values(redis::cmd("MGET").arg("k1").arg("k2"), 2)
+            .await
+            .expect("first call");
         assert_eq!(values, vec![Some(Bytes::from_static(b"a")), None]);
-        let err = conns.get(b"k").await.expect_err("garbage");
+        let err = conns.value(redis::cmd("GET").arg("k")).await.expect_err("garbage");
         assert!(
             matches!(err, ReadError::Protocol(ReplyError::UnknownType(b'!'))),
             "{err}"
         );
         // The canned server accepts one connection only: the next call must try a new one.
-        let err = tokio::time::timeout(Duration::from_secs(5), conns.get(b"k"))
+        let err = tokio::time::timeout(Duration::from_secs(5), conns.value(redis::cmd("GET").arg("k")))
             .await
             .expect("bounded")
             .expect_err("nobody listens");
@@ -506,7 +516,7 @@ mod tests {
             let conns = Arc::clone(&conns);
             tokio::spawn(async move {
                 let payload = vec![i; (3 << 19) + usize::from(i)];
-                let reply = conns.call(&[b"ECHO", &payload]).await;
+                let reply = conns.call(redis::cmd("ECHO").arg(&payload[..])).await;
                 (payload, reply)
             })
         });
@@ -520,11 +530,14 @@ mod tests {
     async fn a_server_error_and_a_wrong_reply_kind_are_errors() {
         let addr = canned_server(vec![b"-WRONGTYPE nope\r\n", b":1\r\n", b"$1\r\nx\r\n"]).await;
         let conns = ReadConns::for_target(&standalone(&addr), 1, Duration::from_secs(1)).expect("plain");
-        let err = conns.get(b"k").await.expect_err("error reply");
+        let err = conns.value(redis::cmd("GET").arg("k")).await.expect_err("error reply");
         assert!(matches!(&err, ReadError::Server(e) if e == "WRONGTYPE nope"), "{err}");
-        let err = conns.get(b"k").await.expect_err("integer");
+        let err = conns.value(redis::cmd("GET").arg("k")).await.expect_err("integer");
         assert!(matches!(err, ReadError::Unexpected(_)), "{err}");
-        let err = conns.mget(&[b"a", b"b"]).await.expect_err("one value for two keys");
+        let err = conns
+            .values(redis::cmd("MGET").arg("a").arg("b"), 2)
+            .await
+            .expect_err("one value for two keys");
         assert!(matches!(err, ReadError::Unexpected(_)), "{err}");
     }
 
@@ -533,7 +546,7 @@ mod tests {
         let addr = canned_server(vec![b"-WRONGPASS invalid username-password pair\r\n"]).await;
         let url = format!("redis://:secret@{addr}");
         let conns = ReadConns::for_target(&standalone(&url), 1, Duration::from_secs(1)).expect("plain");
-        let err = conns.get(b"k").await.expect_err("refused");
+        let err = conns.value(redis::cmd("GET").arg("k")).await.expect_err("refused");
         assert!(
             matches!(&err, ReadError::Server(e) if e.starts_with("WRONGPASS")),
             "{err}"

@@ -290,20 +290,6 @@ fn parse_length(line: &[u8]) -> Result<Option<usize>, ReplyError> {
         .map_err(|_| ReplyError::BadNumber(n.to_string()))
 }
 
-/// A command as RESP2 sends it: an array of values.
-#[must_use]
-pub fn encode_command(args: &[&[u8]]) -> Bytes {
-    let len: usize = args.iter().map(|a| a.len() + 16).sum();
-    let mut out = BytesMut::with_capacity(len + 16);
-    out.put_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.put_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.put_slice(arg);
-        out.put_slice(b"\r\n");
-    }
-    out.freeze()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,11 +446,5 @@ mod tests {
         for input in [&b"$5\r\nab"[..], b"*2\r\n$1\r\na\r\n", b"+O", b"$20000\r\nabc"] {
             assert_eq!(replies(input, 1), Ok(Vec::new()), "{input:?}");
         }
-    }
-
-    #[test]
-    fn commands_encode_as_arrays_of_values() {
-        let cmd = encode_command(&[b"MGET", b"b:k", b""]);
-        assert_eq!(&cmd[..], b"*3\r\n$4\r\nMGET\r\n$3\r\nb:k\r\n$0\r\n\r\n");
     }
 }
