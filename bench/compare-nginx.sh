@@ -158,11 +158,8 @@ RP=""
 if [ "$REDIS" = 1 ]; then
     RP="$(free_port_pair)"
     log "starting redis-server on 127.0.0.1:$RP"
-    "${SERVER_CPU[@]}" redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no \
-        --dir "$WORK" --logfile "$WORK/redis.log" &
-    pids+=($!)
-    SERVER_PIDS[redis-bench]=$!
-    for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    start_redis "$RP" "$WORK" ${SERVER_CPU[@]+"${SERVER_CPU[@]}"}
+    SERVER_PIDS[redis-bench]="$STARTED_PID"
     read -r -a conn_counts <<<"$REDIS_CONNECTIONS"
     if [ "${#conn_counts[@]}" = 1 ]; then
         start_cache redis --tier redis --redis-url "redis://127.0.0.1:$RP" --redis-connections "${conn_counts[0]}"
@@ -322,9 +319,7 @@ done
 duration_s() { awk -v d="$DURATION" 'BEGIN { if (d ~ /m$/) { sub(/m$/, "", d); print d * 60 } else { sub(/s$/, "", d); print d + 0 } }'; }
 RB_REQUESTS=""
 if [ -n "$RP" ]; then
-    redis-benchmark -h 127.0.0.1 -p "$RP" -t set -n 1 -c 1 -d "$SIZE" -q >/dev/null
-    got="$(redis-cli -p "$RP" strlen 'key:__rand_int__')"
-    if [ "$got" != "$SIZE" ]; then log "redis-benchmark's key holds $got bytes, not $SIZE"; exit 1; fi
+    redis_benchmark_key "$RP" "$SIZE" || exit 1
     calib="$(redis-benchmark -h 127.0.0.1 -p "$RP" -t get -d "$SIZE" -c "$CONNS" --threads "$THREADS" -n $((CONNS * 50)) --csv | awk -F'"' 'NR==2 {print $4}')"
     RB_REQUESTS="$(awk -v r="$calib" -v s="$(duration_s)" 'BEGIN {printf "%d", r * s < 1000 ? 1000 : r * s}')"
     TARGETS="$TARGETS redis-bench:$RP:-"
@@ -334,7 +329,6 @@ fi
 nginx_workers="$(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
 SERVER_PIDS[nginx]="$nginx_workers"
 SERVER_PIDS[nginx-static]="$nginx_workers"
-CLK_TCK="$(getconf CLK_TCK)"
 
 declare -A RPS P50 P99 ERRS CPU ALL_CPU
 for round in $(seq "$RUNS"); do
@@ -368,10 +362,10 @@ for round in $(seq "$RUNS"); do
         ticks="$(($(cpu_ticks ${SERVER_PIDS[$name]:-}) - ticks_before))"
         busy="$(($(busy_ticks) - busy_before))"
         if [ "${requests:-0}" -gt 0 ]; then
-            ALL_CPU[$name]="${ALL_CPU[$name]:-} $(awk -v t="$busy" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
+            ALL_CPU[$name]="${ALL_CPU[$name]:-} $(us_per_request "$busy" "$requests")"
         fi
         if [ -n "${SERVER_PIDS[$name]:-}" ] && [ "${requests:-0}" -gt 0 ]; then
-            CPU[$name]="${CPU[$name]:-} $(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
+            CPU[$name]="${CPU[$name]:-} $(us_per_request "$ticks" "$requests")"
         fi
         RPS[$name]="${RPS[$name]:-} $rps"
         P50[$name]="${P50[$name]:-} $p50"

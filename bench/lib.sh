@@ -123,6 +123,33 @@ busy_ticks() { # the whole machine's busy time (every CPU, clients included), in
     awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
 }
 
+us_per_request() { # clock ticks, requests -> microseconds of CPU per request
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}'
+}
+
+# redis-server on 127.0.0.1:PORT without persistence, its files in DIR, started through the
+# optional command before it (e.g. taskset); added to pids, sets STARTED_PID; returns once it
+# answers.
+start_redis() { # port, dir [, command...]
+    "${@:3}" redis-server --bind 127.0.0.1 --port "$1" --save '' --appendonly no \
+        --dir "$2" --logfile "$2/redis.log" &
+    pids+=($!)
+    STARTED_PID=$!
+    for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# Stores the value of SIZE bytes that `redis-benchmark -t get` reads, and checks its length
+# (read through CHECK_PORT, by default the same server).
+redis_benchmark_key() { # port, size [, check port]
+    local got
+    redis-benchmark -h 127.0.0.1 -p "$1" -t set -n 1 -c 1 -d "$2" -q >/dev/null
+    got="$(redis-cli -p "${3:-$1}" strlen 'key:__rand_int__')"
+    if [ "$got" != "$2" ]; then
+        echo "redis-benchmark's key holds $got bytes, not $2" >&2
+        return 1
+    fi
+}
+
 median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 to_ms() { # wrk latency value (e.g. 512.00us, 1.20ms, 1.01s) -> ms

@@ -20,7 +20,6 @@ CONNS="${CONNS:-16}"
 THREADS="${THREADS:-2}"
 REQUESTS="${REQUESTS:-20000}"
 RUNS="${RUNS:-5}"
-CLK_TCK="$(getconf CLK_TCK)"
 PY="${PY:-python3}"
 
 for tool in redis-server redis-benchmark redis-cli haproxy; do
@@ -38,9 +37,7 @@ trap cleanup EXIT
 
 RP="$(free_port_pair)"
 HP="$(free_port_pair)"
-redis-server --bind 127.0.0.1 --port "$RP" --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
-pids+=($!)
-for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$RP" "$WORK"
 cat >"$WORK/haproxy.cfg" <<EOF
 global
     maxconn 1024
@@ -59,10 +56,7 @@ haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$HP" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-# `-t get` reads the key `-t set` writes.
-redis-benchmark -h 127.0.0.1 -p "$RP" -t set -n 1 -c 1 -d "$SIZE" -q >/dev/null
-got="$(redis-cli -p "$HP" strlen key:__rand_int__)"
-if [ "$got" != "$SIZE" ]; then echo "redis-hop: the key holds $got bytes through the relay, not $SIZE" >&2; exit 1; fi
+redis_benchmark_key "$RP" "$SIZE" "$HP" || exit 1
 
 declare -A RPS ALL
 for round in $(seq "$RUNS"); do
@@ -73,7 +67,7 @@ for round in $(seq "$RUNS"); do
             -n "$REQUESTS" --csv | awk -F'"' 'NR==2 {print $4}')"
         busy="$(($(busy_ticks) - before))"
         RPS[$name]="${RPS[$name]:-} $rps"
-        ALL[$name]="${ALL[$name]:-} $(awk -v t="$busy" -v hz="$CLK_TCK" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
+        ALL[$name]="${ALL[$name]:-} $(us_per_request "$busy" "$REQUESTS")"
         echo "round $round/$RUNS: $name $rps req/s" >&2
     done
 done
