@@ -181,8 +181,7 @@ if [ "$REDIS" = 1 ]; then
 fi
 BP=""
 if [ -n "$BASELINE_BIN" ]; then
-    BIN="$BASELINE_BIN" start_s3cached baseline --memory-capacity 256MiB ${CACHE_TLS[@]+"${CACHE_TLS[@]}"}
-    SERVER_PIDS[baseline]="$STARTED_PID"
+    BIN="$BASELINE_BIN" start_cache baseline
     BP="$STARTED_PORT"
     if [ -n "$RP" ]; then
         BIN="$BASELINE_BIN" start_cache redis-base --tier redis --redis-url "redis://127.0.0.1:$RP" \
