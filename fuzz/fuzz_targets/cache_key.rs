@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::key::{CacheKey, RedisKeys, cluster_slot};
+use s3cached::model::key::{CacheKey, RedisKeys, cluster_slot};
 
 fn object(bucket: &str, key: &str, version: &str) -> Option<CacheKey> {
     let version = (!version.is_empty()).then_some(version);

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::operation::{classify, delete_keys, query_pairs};
+use s3cached::model::operation::{classify, delete_keys, query_pairs};
 use s3cached::origin::forward::{Outgoing, strip_presign_params};
 
 fuzz_target!(|data: &[u8]| {

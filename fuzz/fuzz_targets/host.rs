@@ -7,7 +7,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::host::VirtualHosts;
+use s3cached::doors::host::VirtualHosts;
 
 static DEFAULT: LazyLock<VirtualHosts> =
     LazyLock::new(|| VirtualHosts::new(&["s3.local".to_owned(), "cache.example.com".to_owned()]).expect("domains"));

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::block::Layout;
-use s3cached::range::{content_range, resolve};
+use s3cached::model::block::Layout;
+use s3cached::model::range::{content_range, resolve};
 use s3s::dto::Range;
 
 fuzz_target!(|data: &[u8]| {

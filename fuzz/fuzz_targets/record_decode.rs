@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::hit_headers::{HitView, render};
+use s3cached::model::hit_headers::{HitView, render};
 use s3cached::tier::record::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use s3cached::config::Credentials;
-use s3cached::sigv4::{SignedRequest, Verifier};
+use s3cached::doors::sigv4::{SignedRequest, Verifier};
 
 /// The key pair the seeds are signed with (the one of the library's SigV4 tests).
 const ACCESS_KEY: &str = "AKIDHOTPATH";

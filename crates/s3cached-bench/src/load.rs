@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use s3cached::size::ByteSize;
+use s3cached::model::size::ByteSize;
 use serde::Serialize;
 use tokio::sync::Barrier;
 

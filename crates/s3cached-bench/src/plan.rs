@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3cached::size::ByteSize;
+use s3cached::model::size::ByteSize;
 
 use crate::BenchArgs;
 
@@ -352,7 +352,7 @@ impl Plan {
                 None
             }
         };
-        s3cached::key::validate_bucket(&a.bucket).map_err(|e| err(format!("--bucket: {e}")))?;
+        s3cached::model::key::validate_bucket(&a.bucket).map_err(|e| err(format!("--bucket: {e}")))?;
         let seed = a
             .seed
             .trim()

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use s3cached::size::ByteSize;
+use s3cached::model::size::ByteSize;
 use serde::Serialize;
 
 use crate::classic::ClassicResult;

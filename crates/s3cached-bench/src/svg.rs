@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use s3cached::size::ByteSize;
+use s3cached::model::size::ByteSize;
 
 use crate::report::Document;
 use crate::stats::LatencyStats;

@@ -278,7 +278,7 @@ impl Targets {
             },
             shutdown_grace: CACHE_GRACE,
             hot_path: true,
-            yield_after: Some(s3cached::hot_path::cpu_turn::DEFAULT_YIELD_AFTER),
+            yield_after: Some(s3cached::doors::hot_path::cpu_turn::DEFAULT_YIELD_AFTER),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (addr, admin, task) = runtime

@@ -12,9 +12,9 @@ use s3cached::config::{
     DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig,
     RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
 };
-use s3cached::hot_path::cpu_turn::DEFAULT_YIELD_AFTER;
+use s3cached::doors::hot_path::cpu_turn::DEFAULT_YIELD_AFTER;
+use s3cached::model::size::ByteSize;
 use s3cached::server::Server;
-use s3cached::size::ByteSize;
 use tracing::{info, warn};
 
 /// Access key used in development mode when no client credentials are configured.

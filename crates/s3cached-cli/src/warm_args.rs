@@ -7,8 +7,8 @@ use anyhow::bail;
 use clap::Args;
 use s3cached::config::HydrationRule;
 use s3cached::config::TierConfig;
+use s3cached::model::size::ByteSize;
 use s3cached::server::build_engine;
-use s3cached::size::ByteSize;
 
 use crate::serve_args::ServeArgs;
 
@@ -44,7 +44,7 @@ pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for target in &args.targets {
         bar.set_message(format!("s3://{}/{}", target.bucket, target.prefix));
-        let summary = s3cached::warm::warm(&engine, target, args.concurrency, |s| {
+        let summary = s3cached::process::warm::warm(&engine, target, args.concurrency, |s| {
             bar.set_message(format!(
                 "s3://{}/{}: {} loaded ({}), {} skipped, {} failed of {} listed",
                 target.bucket,

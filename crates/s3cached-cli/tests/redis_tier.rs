@@ -87,10 +87,10 @@ async fn objects_above_the_inline_limit_stay_out_of_redis() {
     let mut cfg = config(RedisTarget::Standalone { url: server.url() });
     cfg.inline_limit = 1024;
     let tier = RedisTier::connect(cfg, Arc::new(Metrics::new())).await;
-    let key = s3cached::key::CacheKey::new("bkt", "big").unwrap();
+    let key = s3cached::model::key::CacheKey::new("bkt", "big").unwrap();
     let token = tier.get(&key).await.unwrap().token;
-    let entry = Arc::new(s3cached::entry::Entry::new(
-        s3cached::entry::ObjectMeta {
+    let entry = Arc::new(s3cached::model::entry::Entry::new(
+        s3cached::model::entry::ObjectMeta {
             size: 4096,
             ..Default::default()
         },
@@ -113,7 +113,7 @@ async fn a_dead_redis_fails_fast_and_recovers() {
     };
     let metrics = Arc::new(Metrics::new());
     let tier = RedisTier::connect(cfg, Arc::clone(&metrics)).await;
-    let key = s3cached::key::CacheKey::new("bkt", "k").unwrap();
+    let key = s3cached::model::key::CacheKey::new("bkt", "k").unwrap();
     assert!(tier.get(&key).await.is_ok());
     server.kill();
     let started = std::time::Instant::now();
@@ -148,7 +148,7 @@ async fn memory_over_redis() {
     use s3cached::tier::bus::Bus;
     use s3cached::tier::memory::MemoryTier;
     use s3cached::tier::tiered::Tiered;
-    use s3cached::write_guard::WriteGuard;
+    use s3cached::tier::write_guard::WriteGuard;
 
     let server = RedisServer::start();
     let metrics = Arc::new(Metrics::new());

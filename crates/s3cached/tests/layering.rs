@@ -12,43 +12,16 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{TokenStream, TokenTree};
 use syn::visit::Visit;
 
-/// Layer of each top-level module, lowest first. A module may import from its own layer and
-/// the layers below it.
-const LAYERS: &[(&str, &[&str])] = &[
-    (
-        "data",
-        &[
-            "key",
-            "block",
-            "entry",
-            "range",
-            "conditional",
-            "size",
-            "metrics",
-            "config",
-            "identities",
-            "write_guard",
-            "read_request",
-            "hit_headers",
-            "operation",
-            "form_decode",
-        ],
-    ),
-    ("tiers and origin", &["tier", "origin"]),
-    ("engine", &["engine"]),
-    (
-        "doors",
-        &[
-            "front",
-            "pass_through",
-            "hot_path",
-            "sigv4",
-            "host",
-            "auth",
-            "origin_grants",
-        ],
-    ),
-    ("process", &["server", "admin", "events", "warm", "tls"]),
+/// The layers, lowest first, each one or more folders of `src/`: a module's layer is the folder
+/// it sits in. A module may import from its own folder and from the layers below; the folders
+/// of one layer are independent of each other. This list is the only place the order is
+/// written: a new file is placed in a folder, not registered here.
+const LAYERS: &[&[&str]] = &[
+    &["model", "metrics"],
+    &["tier", "origin"],
+    &["engine"],
+    &["doors"],
+    &["process"],
 ];
 
 type Module = Vec<String>;
@@ -57,8 +30,8 @@ fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn module_of(file: &Path) -> Module {
-    let rel = file.strip_prefix(src_dir()).expect("file under src");
+fn module_of(src: &Path, file: &Path) -> Module {
+    let rel = file.strip_prefix(src).expect("file under src");
     let mut parts: Vec<String> = rel
         .with_extension("")
         .components()
@@ -226,14 +199,15 @@ impl<'ast> Visit<'ast> for Refs<'_> {
     }
 }
 
-/// Module → modules it imports from (other than itself).
-fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
+/// Module → modules it imports from (other than itself), for the crate whose sources are in
+/// `src`.
+fn graph(src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
+    rust_files(src, &mut files);
     let mut parsed = BTreeMap::new();
     let mut test_only = BTreeSet::new();
     for file in &files {
-        let here = module_of(file);
+        let here = module_of(src, file);
         let text = std::fs::read_to_string(file).expect("read source");
         let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut refs = Refs {
@@ -277,49 +251,50 @@ fn name(m: &Module) -> String {
     if m.is_empty() { "crate".to_owned() } else { m.join("::") }
 }
 
+/// The layer of a module: the position in [`LAYERS`] of the folder it sits in (a folder's own
+/// `mod.rs` included). A file beside `lib.rs`, or in a folder missing from the list, has none.
 fn layer_of(m: &Module) -> Option<usize> {
-    let top = m.first()?;
-    LAYERS.iter().position(|(_, mods)| mods.contains(&top.as_str()))
+    let folder = m.first()?.as_str();
+    LAYERS.iter().position(|folders| folders.contains(&folder))
 }
 
-#[test]
-fn every_module_has_a_layer() {
-    let unplaced: Vec<String> = graph()
+/// Modules that sit in no layer's folder: a file beside `lib.rs`, or a folder missing from
+/// [`LAYERS`].
+fn unplaced(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
+    graph
         .keys()
         .filter(|m| !m.is_empty() && layer_of(m).is_none())
         .map(name)
-        .collect();
-    assert!(
-        unplaced.is_empty(),
-        "modules missing from LAYERS (add them, and to docs/ARCHITECTURE.md): {unplaced:?}"
-    );
+        .collect()
 }
 
-#[test]
-fn imports_point_down_or_sideways() {
-    let mut upward = Vec::new();
-    for (from, targets) in graph() {
-        let Some(from_layer) = layer_of(&from) else { continue };
+/// Imports that point to a higher layer, or to another folder of the same layer.
+fn wrong_imports(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (from, targets) in graph {
+        let Some(from_layer) = layer_of(from) else { continue };
         for to in targets {
-            if let Some(to_layer) = layer_of(&to)
-                && to_layer > from_layer
-            {
-                upward.push(format!(
-                    "{} ({}) imports {} ({})",
-                    name(&from),
-                    LAYERS[from_layer].0,
-                    name(&to),
-                    LAYERS[to_layer].0
+            let Some(to_layer) = layer_of(to) else { continue };
+            let upward = to_layer > from_layer;
+            let sideways = to_layer == from_layer && to[0] != from[0];
+            if upward || sideways {
+                wrong.push(format!(
+                    "{} (layer {}, {}/) imports {} (layer {}, {}/)",
+                    name(from),
+                    from_layer + 1,
+                    from[0],
+                    name(to),
+                    to_layer + 1,
+                    to[0]
                 ));
             }
         }
     }
-    assert!(upward.is_empty(), "imports from a higher layer:\n{}", upward.join("\n"));
+    wrong
 }
 
-#[test]
-fn no_import_cycles() {
-    let graph = graph();
+/// Cycles of imports, each written `a -> b -> a`.
+fn cycles(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
     // Depth-first search; a back edge closes a cycle.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -351,19 +326,45 @@ fn no_import_cycles() {
         marks.insert(m.clone(), Mark::Done);
     }
     let mut marks = BTreeMap::new();
-    let mut cycles = Vec::new();
+    let mut found = Vec::new();
     for m in graph.keys() {
         if !marks.contains_key(m) {
-            visit(m, &graph, &mut marks, &mut Vec::new(), &mut cycles);
+            visit(m, graph, &mut marks, &mut Vec::new(), &mut found);
         }
     }
+    found
+}
+
+#[test]
+fn every_module_sits_in_a_layer_folder() {
+    let unplaced = unplaced(&graph(&src_dir()));
+    assert!(
+        unplaced.is_empty(),
+        "modules outside the layer folders {LAYERS:?} (move them into the folder of their \
+         layer): {unplaced:?}"
+    );
+}
+
+#[test]
+fn imports_point_down() {
+    let wrong = wrong_imports(&graph(&src_dir()));
+    assert!(
+        wrong.is_empty(),
+        "imports from a higher layer or a sibling folder:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn no_import_cycles() {
+    let cycles = cycles(&graph(&src_dir()));
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
 
 #[test]
 fn the_checker_sees_edges() {
     // Guards the checker itself: edges known to exist must be found.
-    let graph = graph();
+    let graph = graph(&src_dir());
     let has = |from: &str, to: &str| {
         let f: Module = from.split("::").map(str::to_owned).collect();
         let t: Module = to.split("::").map(str::to_owned).collect();
@@ -371,7 +372,53 @@ fn the_checker_sees_edges() {
     };
     assert!(has("engine::read", "engine::fill") || has("engine::read", "engine::outcome"));
     assert!(has("engine::store", "engine"));
-    assert!(has("tier::tiered", "write_guard"));
-    assert!(has("server", "engine"));
-    assert!(has("hot_path", "read_request"));
+    assert!(has("tier::tiered", "tier::write_guard"));
+    assert!(has("process::server", "engine"));
+    assert!(has("doors::hot_path", "model::read_request"));
+}
+
+/// Writes a small crate's sources into a temporary directory: `(path under src, text)`.
+fn scratch_crate(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write source");
+    }
+    dir
+}
+
+#[test]
+fn the_checker_refuses_an_upward_import_and_places_new_files_by_folder() {
+    let dir = scratch_crate(&[
+        ("lib.rs", "pub mod model; pub mod engine;"),
+        ("model/mod.rs", "pub mod key; pub mod fresh_file;"),
+        ("model/key.rs", "use crate::engine::Engine;"),
+        // A new file nobody registered: placed by its folder, and its import down is fine.
+        ("model/fresh_file.rs", "use crate::model::key::Key;"),
+        ("engine/mod.rs", "use crate::model::key::Key; pub struct Engine;"),
+    ]);
+    let graph = graph(dir.path());
+    assert_eq!(unplaced(&graph), Vec::<String>::new());
+    assert_eq!(
+        wrong_imports(&graph),
+        vec!["model::key (layer 1, model/) imports engine (layer 3, engine/)".to_owned()]
+    );
+    assert_eq!(cycles(&graph), vec!["engine -> model::key -> engine".to_owned()]);
+}
+
+#[test]
+fn the_checker_refuses_sibling_folders_and_files_outside_a_folder() {
+    let dir = scratch_crate(&[
+        ("lib.rs", "pub mod tier; pub mod origin; pub mod loose;"),
+        ("tier/mod.rs", "use crate::origin::Client;"),
+        ("origin/mod.rs", "pub struct Client;"),
+        ("loose.rs", ""),
+    ]);
+    let graph = graph(dir.path());
+    assert_eq!(unplaced(&graph), vec!["loose".to_owned()]);
+    assert_eq!(
+        wrong_imports(&graph),
+        vec!["tier (layer 2, tier/) imports origin (layer 2, origin/)".to_owned()]
+    );
 }

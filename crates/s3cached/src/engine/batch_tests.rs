@@ -10,10 +10,10 @@ use s3s::{S3, S3Response};
 
 use super::Engine;
 use super::store::Target;
-use crate::config::{CachePolicy, EvictionPolicy};
-use crate::entry::{Entry, ObjectMeta};
-use crate::key::CacheKey;
 use crate::metrics::Metrics;
+use crate::model::config::{CachePolicy, EvictionPolicy};
+use crate::model::entry::{Entry, ObjectMeta};
+use crate::model::key::CacheKey;
 use crate::origin::Origin;
 use crate::tier::memory::MemoryTier;
 use crate::tier::{CacheTier, FillToken, Lookup, TierError, TierStats};

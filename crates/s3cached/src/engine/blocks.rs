@@ -1,5 +1,5 @@
 //! The read path over blocks: GETs of objects cached as fixed-size aligned blocks
-//! ([`crate::block`]), whole or ranged.
+//! ([`crate::model::block`]), whole or ranged.
 //!
 //! Blocks are looked up a window at a time, each for the part of it the answer needs (so a
 //! shared tier sends only that part). An answer whose blocks are all at hand is sent at once;
@@ -37,10 +37,10 @@ use tracing::debug;
 use super::budget::Budget;
 use super::outcome::OriginFailure;
 use super::{CACHE_STATUS_HEADER, Engine};
-use crate::block::{BlockKey, Layout};
-use crate::config::BlockPolicy;
-use crate::entry::Entry;
-use crate::key::CacheKey;
+use crate::model::block::{BlockKey, Layout};
+use crate::model::config::BlockPolicy;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
 use crate::origin;
 
 /// Why a block could not be had.
@@ -529,7 +529,7 @@ impl Engine {
                     BlockError::Origin(OriginFailure::of(&e))
                 }
             })?;
-        let expected_range = crate::range::content_range(&bytes, version.layout.size);
+        let expected_range = crate::model::range::content_range(&bytes, version.layout.size);
         if resp.output.content_range.as_deref() != Some(expected_range.as_str())
             || resp.output.e_tag.as_ref() != Some(&version.e_tag)
         {

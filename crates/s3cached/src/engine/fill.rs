@@ -16,8 +16,8 @@ use super::flight::Flight;
 use super::freshness::Age;
 use super::outcome::{FillOutcome, OriginFailure};
 use super::store::Target;
-use crate::entry::{Entry, ObjectMeta};
-use crate::key::CacheKey;
+use crate::model::entry::{Entry, ObjectMeta};
+use crate::model::key::CacheKey;
 use crate::origin;
 use crate::tier::FillToken;
 

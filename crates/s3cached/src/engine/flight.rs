@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::key::CacheKey;
+use crate::model::key::CacheKey;
 
 /// A fill in progress; await it for its outcome.
 pub type Flight<T> = Shared<BoxFuture<'static, T>>;

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::CachePolicy;
-use crate::entry::Entry;
-use crate::key::CacheKey;
+use crate::model::config::CachePolicy;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
 use crate::tier::Lifetimes;
 
 /// How an entry stands against its key's TTL.

@@ -26,11 +26,11 @@ pub mod write;
 
 use std::sync::Arc;
 
-use crate::config::CachePolicy;
 use crate::metrics::Metrics;
+use crate::model::config::CachePolicy;
 use crate::origin::Origin;
 use crate::tier::CacheTier;
-use crate::write_guard::WriteGuard;
+use crate::tier::write_guard::WriteGuard;
 
 use self::flight::Flights;
 use self::freshness::FreshnessRules;

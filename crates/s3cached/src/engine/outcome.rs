@@ -6,7 +6,7 @@ use http::StatusCode;
 use s3s::dto::GetObjectOutput;
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::entry::Entry;
+use crate::model::entry::Entry;
 
 /// How a fill ended, shared with every request that waited for it.
 #[derive(Clone)]

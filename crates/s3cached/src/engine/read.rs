@@ -2,14 +2,14 @@
 //!
 //! Lookup in the tier; on a fresh hit answer from the entry (conditionals, ranges, checksum
 //! mode and response overrides applied to the cached bytes, headers from
-//! [`crate::hit_headers`], the renderer the hot path uses too), or, for an object cached as
+//! [`crate::model::hit_headers`], the renderer the hot path uses too), or, for an object cached as
 //! blocks, from its blocks ([`super::blocks`]). On a miss, a whole-object GET joins or starts
 //! the single-flight fill ([`super::fill`]); a ranged GET or a HEAD that misses starts it with
 //! a HEAD at the origin, so a small object is read whole and a large one is cached as blocks.
 //! An expired entry is revalidated through the same single flight with `If-None-Match` (or
 //! served stale while one refresh runs, or when the origin fails, within the configured
 //! bounds). Requests the cache cannot answer exactly (part numbers, SSE-C, bucket-owner checks,
-//! requester pays: see [`crate::read_request`]) bypass it.
+//! requester pays: see [`crate::model::read_request`]) bypass it.
 
 use std::sync::{Arc, PoisonError};
 
@@ -22,12 +22,12 @@ use super::blocks::BlocksAnswer;
 use super::freshness::Age;
 use super::outcome::FillOutcome;
 use super::{CACHE_STATUS_HEADER, Engine, hit_header};
-use crate::conditional::{Conditions, Verdict};
-use crate::entry::{Entry, ObjectMeta};
-use crate::hit_headers::{self, HitView};
-use crate::key::CacheKey;
-use crate::range;
-use crate::read_request::ReadRequest;
+use crate::model::conditional::{Conditions, Verdict};
+use crate::model::entry::{Entry, ObjectMeta};
+use crate::model::hit_headers::{self, HitView};
+use crate::model::key::CacheKey;
+use crate::model::range;
+use crate::model::read_request::ReadRequest;
 use crate::tier::Lookup;
 
 const MISS: HeaderValue = HeaderValue::from_static("miss");

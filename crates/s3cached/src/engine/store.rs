@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 use super::Engine;
-use crate::entry::Entry;
-use crate::key::CacheKey;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
 use crate::tier::{FillToken, Lookup};
 
 /// An object a write changes: its key and, when the write names one, the version.

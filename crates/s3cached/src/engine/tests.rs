@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 
 use super::Engine;
 use super::store::Target;
-use crate::config::{CachePolicy, EvictionPolicy};
 use crate::metrics::Metrics;
+use crate::model::config::{CachePolicy, EvictionPolicy};
 use crate::origin::{Origin, request};
 use crate::tier::CacheTier;
 use crate::tier::memory::MemoryTier;
@@ -377,7 +377,7 @@ async fn ranges_and_conditionals_are_answered_from_the_entry() {
     assert_eq!(s.origin.gets.load(Ordering::SeqCst), 1);
 }
 
-fn expiring(ttl_ms: u64, freshness: crate::config::Freshness) -> Setup {
+fn expiring(ttl_ms: u64, freshness: crate::model::config::Freshness) -> Setup {
     setup_with(CachePolicy {
         max_object_size: 1 << 20,
         ttl: Some(Duration::from_millis(ttl_ms)),
@@ -389,7 +389,7 @@ fn expiring(ttl_ms: u64, freshness: crate::config::Freshness) -> Setup {
 
 #[tokio::test]
 async fn an_expired_entry_is_renewed_by_a_304_without_moving_bytes() {
-    let s = expiring(100, crate::config::Freshness::default());
+    let s = expiring(100, crate::model::config::Freshness::default());
     s.origin.store("k", b"same");
     let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -408,7 +408,7 @@ async fn an_expired_entry_is_renewed_by_a_304_without_moving_bytes() {
 
 #[tokio::test]
 async fn a_changed_object_replaces_the_expired_entry() {
-    let s = expiring(100, crate::config::Freshness::default());
+    let s = expiring(100, crate::model::config::Freshness::default());
     s.origin.store("k", b"old");
     let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
     s.origin.store("k", b"new");
@@ -451,7 +451,7 @@ async fn a_range_of_a_stale_entry_whose_object_outgrew_the_cache_is_a_range() {
 async fn stale_if_error_serves_the_expired_entry_within_its_bound_only() {
     let s = expiring(
         100,
-        crate::config::Freshness {
+        crate::model::config::Freshness {
             stale_if_error: Duration::from_millis(300),
             ..Default::default()
         },
@@ -478,7 +478,7 @@ async fn stale_if_error_serves_the_expired_entry_within_its_bound_only() {
 
 #[tokio::test]
 async fn without_stale_if_error_an_origin_failure_is_an_error() {
-    let s = expiring(100, crate::config::Freshness::default());
+    let s = expiring(100, crate::model::config::Freshness::default());
     s.origin.store("k", b"kept");
     let _ = read_body(s.engine.get_object(get_input("k")).await.unwrap()).await;
     s.origin.down.store(true, Ordering::SeqCst);
@@ -490,7 +490,7 @@ async fn without_stale_if_error_an_origin_failure_is_an_error() {
 async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     let s = expiring(
         100,
-        crate::config::Freshness {
+        crate::model::config::Freshness {
             stale_while_revalidate: Duration::from_secs(5),
             ..Default::default()
         },
@@ -523,7 +523,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
 async fn negative_caching_holds_a_404_until_a_write() {
     let s = expiring(
         60_000,
-        crate::config::Freshness {
+        crate::model::config::Freshness {
             negative_ttl: Some(Duration::from_secs(60)),
             ..Default::default()
         },

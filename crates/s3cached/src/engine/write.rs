@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 use super::Engine;
 use super::body::Capture;
 use super::store::Target;
-use crate::entry::{Entry, ObjectMeta};
-use crate::key::CacheKey;
+use crate::model::entry::{Entry, ObjectMeta};
+use crate::model::key::CacheKey;
 use crate::origin;
 use crate::tier::FillToken;
 

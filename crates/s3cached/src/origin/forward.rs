@@ -50,7 +50,7 @@ pub struct Outgoing {
     /// How the body is signed for the origin.
     pub payload: Payload,
     /// The key pair to sign with instead of the origin's own (a client identity's).
-    pub credentials: Option<crate::config::Credentials>,
+    pub credentials: Option<crate::model::config::Credentials>,
 }
 
 /// How a forwarded body is declared to the origin.
@@ -566,7 +566,7 @@ impl Forwarder {
         &self,
         request: &mut Request<Body>,
         body: SignableBody<'_>,
-        identity: Option<crate::config::Credentials>,
+        identity: Option<crate::model::config::Credentials>,
     ) -> Result<(), S3Error> {
         let credentials = match (identity, &self.credentials) {
             (Some(c), _) => AwsCredentials::new(c.access_key, c.secret_key, None, None, "s3cached-identity"),

@@ -18,8 +18,8 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Result};
 
 use self::forward::{Endpoint, Forwarder, Outgoing};
-use crate::config::OriginConfig;
 use crate::metrics::Metrics;
+use crate::model::config::OriginConfig;
 
 /// Failure to set up the origin.
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +264,7 @@ pub fn request<T>(input: T) -> S3Request<T> {
 /// (shared by the origin's S3 client and the SQS poller).
 pub async fn aws_shared_config(
     region: &str,
-    credentials: Option<&crate::config::Credentials>,
+    credentials: Option<&crate::model::config::Credentials>,
     timeouts: Option<aws_config::timeout::TimeoutConfig>,
 ) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.to_owned()));

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use crate::config::BreakerConfig;
+use crate::model::config::BreakerConfig;
 
 #[derive(Debug)]
 struct State {

@@ -29,10 +29,10 @@ use tracing::{debug, info, warn};
 
 use super::Coherence;
 use super::memory::MemoryTier;
-use crate::config::BusConfig;
-use crate::key::CacheKey;
 use crate::metrics::Metrics;
-use crate::write_guard::WriteGuard;
+use crate::model::config::BusConfig;
+use crate::model::key::CacheKey;
+use crate::tier::write_guard::WriteGuard;
 
 /// The channel every s3cached process sharing a Redis listens on.
 pub const CHANNEL: &str = "s3cached:invalidate";

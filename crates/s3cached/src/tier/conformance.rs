@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::CacheTier;
-use crate::entry::{Entry, ObjectMeta};
-use crate::key::CacheKey;
+use crate::model::entry::{Entry, ObjectMeta};
+use crate::model::key::CacheKey;
 
 fn entry(body: &'static [u8], etag: &str) -> Arc<Entry> {
     Arc::new(Entry::new(
@@ -67,7 +67,7 @@ async fn metadata_of_blocks(tier: &dyn CacheTier) {
 
 /// An entry and a block large enough to arrive over many reads come back byte-exact.
 async fn large_values(tier: &dyn CacheTier) {
-    use crate::block::BlockKey;
+    use crate::model::block::BlockKey;
     let pattern = |len: usize, seed: u8| -> Bytes { (0..len).map(|i| (i % 253) as u8 ^ seed).collect() };
     let k = key("large-entry");
     let body = pattern(200 * 1024 + 3, 0x5a);
@@ -105,7 +105,7 @@ async fn large_values(tier: &dyn CacheTier) {
 
 /// Blocks read back by their key; another version's key or index is another block.
 async fn blocks_are_kept_by_version(tier: &dyn CacheTier) {
-    use crate::block::BlockKey;
+    use crate::model::block::BlockKey;
     let object = key("blocks");
     let (v1, v2) = (
         BlockKey::new(&object, "etag-1", 4, 0),

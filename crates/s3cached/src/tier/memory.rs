@@ -1,5 +1,5 @@
 //! The in-process memory tier: a byte-weighted moka cache of entries, and a second one of
-//! blocks ([`crate::block`]) with its own capacity, so a scan of large objects cannot push the
+//! blocks ([`crate::model::block`]) with its own capacity, so a scan of large objects cannot push the
 //! hot small objects out.
 //!
 //! Capacity is counted in bytes ([`Entry::weight`]). Eviction is LRU by default: a
@@ -19,11 +19,11 @@ use moka::sync::Cache;
 use bytes::Bytes;
 
 use super::{CacheTier, FillToken, Lookup, TierError, TierStats};
-use crate::block::BlockKey;
-use crate::config::{DEFAULT_BLOCK_CAPACITY, EvictionPolicy};
-use crate::entry::Entry;
-use crate::key::CacheKey;
 use crate::metrics::Metrics;
+use crate::model::block::BlockKey;
+use crate::model::config::{DEFAULT_BLOCK_CAPACITY, EvictionPolicy};
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
 
 /// Tier name in metrics and response headers.
 pub const NAME: &str = "memory";
@@ -222,7 +222,7 @@ impl CacheTier for MemoryTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::ObjectMeta;
+    use crate::model::entry::ObjectMeta;
 
     fn entry(len: usize) -> Arc<Entry> {
         Arc::new(Entry::new(

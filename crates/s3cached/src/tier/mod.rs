@@ -12,6 +12,7 @@ pub mod redis;
 pub mod redis_reads;
 pub mod resp_reply;
 pub mod tiered;
+pub mod write_guard;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,9 +22,9 @@ use async_trait::async_trait;
 
 use bytes::Bytes;
 
-use crate::block::BlockKey;
-use crate::entry::Entry;
-use crate::key::CacheKey;
+use crate::model::block::BlockKey;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
 
 /// A tier failure. The engine logs it, counts it and answers from the origin.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +181,7 @@ pub trait CacheTier: Send + Sync + 'static {
         None
     }
 
-    /// The bytes `part` of a block of an object ([`crate::block`]) that is `block_len` bytes
+    /// The bytes `part` of a block of an object ([`crate::model::block`]) that is `block_len` bytes
     /// long, with the name of the tier that held it; `None` when the tier does not hold the
     /// block whole. Blocks are immutable (their key names the object's version), so they need
     /// no invalidation: an overwrite orphans them and eviction or their TTL removes them.

@@ -6,7 +6,7 @@ use s3s::dto::{ETag, Metadata, Timestamp};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::entry::{Entry, ObjectMeta};
+use crate::model::entry::{Entry, ObjectMeta};
 
 const MAGIC: &[u8; 4] = b"S3C\x01";
 
@@ -178,7 +178,7 @@ impl Header {
             validated_at: self.validated_at,
             missing: self.missing,
             in_blocks: self.in_blocks,
-            hit_headers: crate::entry::HitHeaders::default(),
+            hit_headers: crate::model::entry::HitHeaders::default(),
         }
     }
 }

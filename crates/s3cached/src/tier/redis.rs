@@ -9,7 +9,7 @@
 //! - Invalidation deletes both keys and bumps the generation in one script.
 //! - An entry is served only when body and metadata are both present and agree on the size,
 //!   so an evicted half of an entry is a miss, never a wrong answer.
-//! - Blocks of large objects ([`crate::block`]) are plain values at `s3cached:blk:<digest>`,
+//! - Blocks of large objects ([`crate::model::block`]) are plain values at `s3cached:blk:<digest>`,
 //!   spread over cluster slots; an object cached as blocks keeps only its metadata record
 //!   here (no value at `bucket:key`).
 //! - Objects larger than the inline limit are not stored here (they stay in the memory tier,
@@ -41,11 +41,11 @@ use super::breaker::{Breaker, Permit};
 use super::record;
 use super::redis_reads::ReadConns;
 use super::{CacheTier, FillToken, Lookup, TierError, TierHealth, TierStats};
-use crate::block::BlockKey;
-use crate::config::{RedisConfig, RedisTarget};
-use crate::entry::Entry;
-use crate::key::{CacheKey, RedisKeys};
 use crate::metrics::Metrics;
+use crate::model::block::BlockKey;
+use crate::model::config::{RedisConfig, RedisTarget};
+use crate::model::entry::Entry;
+use crate::model::key::{CacheKey, RedisKeys};
 
 /// Tier name in metrics and response headers.
 pub const NAME: &str = "redis";

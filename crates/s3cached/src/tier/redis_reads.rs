@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 
 use super::resp_reply::{ReadFailure, Reply, ReplyError, ReplyReader};
-use crate::config::RedisTarget;
+use crate::model::config::RedisTarget;
 
 /// Why a read call failed.
 #[derive(Debug, thiserror::Error)]

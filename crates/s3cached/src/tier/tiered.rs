@@ -18,11 +18,11 @@ use super::redis::RedisTier;
 use super::{CacheTier, Coherence, FillToken, Lifetimes, Lookup, TierError, TierHealth, TierStats};
 use bytes::Bytes;
 
-use crate::block::BlockKey;
-use crate::entry::Entry;
-use crate::key::CacheKey;
 use crate::metrics::Metrics;
-use crate::write_guard::WriteGuard;
+use crate::model::block::BlockKey;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
+use crate::tier::write_guard::WriteGuard;
 
 /// Tier name in metrics and `/health`.
 pub const NAME: &str = "memory+redis";
