@@ -1,33 +1,27 @@
 //! The S3 front end: the `s3s::S3` implementation for the requests s3s parses itself, once it
 //! has authenticated and authorized ([`crate::doors::auth`]) them. GetObject and HeadObject go to the
 //! engine's read path; ListBuckets is narrowed to the caller's buckets; a browser-form upload
-//! (which s3s hands over as a PutObject) goes to the engine's write path. Every other request
-//! is taken before it gets here by [`crate::doors::pass_through`] and forwarded as sent; the typed
-//! handlers below remain for what that route does not take (requests on the service root,
-//! which s3s routes itself). Every operation is counted and timed here.
+//! (which s3s hands over as a PutObject) goes to the engine's write path. Every other request,
+//! every write that changes an object among them, is taken before it gets here by
+//! [`crate::doors::pass_through`] and forwarded as sent; the typed pass-through handlers below
+//! remain for what that route does not take (requests on the service root, which s3s routes
+//! itself). Every operation is counted and timed here.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::doors::auth::{self, Authorizer};
 use crate::engine::Engine;
-use crate::engine::store::Target;
 
 /// The `S3` service clients talk to.
 #[derive(Clone)]
 pub struct Front {
     engine: Arc<Engine>,
     authorizer: Arc<Authorizer>,
-}
-
-/// The object a write names (none when its names cannot be cached: nothing is cached for it).
-fn object(bucket: &str, key: &str, version: Option<&str>) -> Vec<Target> {
-    Target::new(bucket, key, version).into_iter().collect()
 }
 
 impl Front {
@@ -48,16 +42,6 @@ impl Front {
         };
         self.engine.metrics().request(operation, label, started.elapsed());
         result
-    }
-
-    /// A write the cache does not capture: the origin runs it, then `targets` are invalidated.
-    async fn write<T: Send + 'static>(
-        &self,
-        operation: &'static str,
-        targets: Vec<Target>,
-        call: impl for<'a> FnOnce(&'a dyn S3) -> BoxFuture<'a, S3Result<S3Response<T>>> + Send + 'static,
-    ) -> S3Result<S3Response<T>> {
-        self.timed(operation, self.engine.write(operation, targets, call)).await
     }
 
     /// An operation the cache has no part in: straight to the origin.
@@ -119,145 +103,11 @@ impl Front {
         }
         Ok(resp)
     }
-
-    /// CompleteMultipartUpload: the new object replaces what the cache held.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let targets = object(&req.input.bucket, &req.input.key, None);
-        self.write("CompleteMultipartUpload", targets, move |s3| {
-            s3.complete_multipart_upload(req)
-        })
-        .await
-    }
-
-    /// CopyObject: the destination changes.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        let targets = object(&req.input.bucket, &req.input.key, None);
-        self.write("CopyObject", targets, move |s3| s3.copy_object(req)).await
-    }
-
-    /// DeleteObject.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("DeleteObject", targets, move |s3| s3.delete_object(req))
-            .await
-    }
-
-    /// DeleteObjects: every key it names.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let i = &req.input;
-        let targets = i
-            .delete
-            .objects
-            .iter()
-            .filter_map(|o| Target::new(&i.bucket, &o.key, o.version_id.as_deref()))
-            .collect();
-        self.write("DeleteObjects", targets, move |s3| s3.delete_objects(req))
-            .await
-    }
-
-    /// DeleteObjectTagging: GET reports the tag count.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn delete_object_tagging(
-        &self,
-        req: S3Request<DeleteObjectTaggingInput>,
-    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("DeleteObjectTagging", targets, move |s3| s3.delete_object_tagging(req))
-            .await
-    }
-
-    /// PutObjectAcl.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("PutObjectAcl", targets, move |s3| s3.put_object_acl(req))
-            .await
-    }
-
-    /// PutObjectLegalHold: HEAD and GET report the legal hold.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn put_object_legal_hold(
-        &self,
-        req: S3Request<PutObjectLegalHoldInput>,
-    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("PutObjectLegalHold", targets, move |s3| s3.put_object_legal_hold(req))
-            .await
-    }
-
-    /// PutObjectRetention: HEAD and GET report the retention.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn put_object_retention(
-        &self,
-        req: S3Request<PutObjectRetentionInput>,
-    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("PutObjectRetention", targets, move |s3| s3.put_object_retention(req))
-            .await
-    }
-
-    /// PutObjectTagging: GET reports the tag count.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn put_object_tagging(
-        &self,
-        req: S3Request<PutObjectTaggingInput>,
-    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("PutObjectTagging", targets, move |s3| s3.put_object_tagging(req))
-            .await
-    }
-
-    /// RestoreObject: HEAD and GET report the restore status.
-    ///
-    /// # Errors
-    /// The S3 error to answer with.
-    pub async fn restore_object(
-        &self,
-        req: S3Request<RestoreObjectInput>,
-    ) -> S3Result<S3Response<RestoreObjectOutput>> {
-        let i = &req.input;
-        let targets = object(&i.bucket, &i.key, i.version_id.as_deref());
-        self.write("RestoreObject", targets, move |s3| s3.restore_object(req))
-            .await
-    }
 }
 
 /// Generates the `S3` impl from two lists: operations with a plain method on [`Front`] above
-/// (reads and writes the cache takes part in), and operations that go to the origin unchanged.
+/// (the reads and the upload the cache takes part in), and operations that go to the origin
+/// unchanged.
 macro_rules! front {
     (
         own { $($o:ident: $oin:ident => $oout:ident;)* }
@@ -284,16 +134,6 @@ front! {
         get_object: GetObjectInput => GetObjectOutput;
         head_object: HeadObjectInput => HeadObjectOutput;
         put_object: PutObjectInput => PutObjectOutput;
-        complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
-        copy_object: CopyObjectInput => CopyObjectOutput;
-        delete_object: DeleteObjectInput => DeleteObjectOutput;
-        delete_object_tagging: DeleteObjectTaggingInput => DeleteObjectTaggingOutput;
-        delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
-        put_object_acl: PutObjectAclInput => PutObjectAclOutput;
-        put_object_legal_hold: PutObjectLegalHoldInput => PutObjectLegalHoldOutput;
-        put_object_retention: PutObjectRetentionInput => PutObjectRetentionOutput;
-        put_object_tagging: PutObjectTaggingInput => PutObjectTaggingOutput;
-        restore_object: RestoreObjectInput => RestoreObjectOutput;
         list_buckets: ListBucketsInput => ListBucketsOutput;
     }
     passthrough {

@@ -6,23 +6,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use s3s::{S3, S3Response};
+use s3s::dto::{DeleteObjectsInput, DeleteObjectsOutput};
+use s3s::{S3, S3Request, S3Response, S3Result};
 
 use super::Engine;
+use super::forward::Writes;
 use super::store::Target;
 use crate::metrics::Metrics;
 use crate::model::config::{CachePolicy, EvictionPolicy};
 use crate::model::entry::{Entry, ObjectMeta};
 use crate::model::key::CacheKey;
 use crate::origin::Origin;
+use crate::origin::forward::{Forwarder, Outgoing, Payload};
 use crate::tier::memory::MemoryTier;
 use crate::tier::{CacheTier, FillToken, Lookup, TierError, TierStats};
 
-/// An origin that is never asked: the writes below answer on their own.
-struct NoOrigin;
+/// An origin that takes DeleteObjects and counts the keys it was asked to delete.
+#[derive(Clone, Default)]
+struct Deleting(Arc<Mutex<usize>>);
 
 #[async_trait]
-impl S3 for NoOrigin {}
+impl S3 for Deleting {
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        *self.0.lock().unwrap() += req.input.delete.objects.len();
+        Ok(S3Response::new(DeleteObjectsOutput::default()))
+    }
+}
 
 /// The memory tier, recording how the engine invalidates and announces.
 struct Recording {
@@ -79,6 +88,7 @@ fn key(i: usize) -> CacheKey {
 async fn a_write_of_many_objects_is_invalidated_and_announced_once() {
     const N: usize = 2_500;
     let metrics = Arc::new(Metrics::new());
+    let origin = Deleting::default();
     let tier = Arc::new(Recording {
         inner: MemoryTier::new(64 << 20, EvictionPolicy::Lru, None),
         single_invalidations: Mutex::new(0),
@@ -86,7 +96,8 @@ async fn a_write_of_many_objects_is_invalidated_and_announced_once() {
         announcements: Mutex::new(Vec::new()),
     });
     let engine = Engine::new(
-        Origin::from_s3(NoOrigin, Arc::clone(&metrics), "none".to_owned()),
+        Origin::from_s3(origin.clone(), Arc::clone(&metrics), "deleting".to_owned())
+            .with_forwarder(Forwarder::local(origin.clone())),
         Arc::clone(&tier) as Arc<dyn CacheTier>,
         metrics,
         CachePolicy::default(),
@@ -99,12 +110,29 @@ async fn a_write_of_many_objects_is_invalidated_and_announced_once() {
     let targets: Vec<Target> = (0..N)
         .map(|i| Target::new("bkt", &format!("k{i}"), (i == 7).then_some("v1")).unwrap())
         .collect();
-    engine
-        .write("DeleteObjects", targets, |_: &dyn S3| {
-            Box::pin(async { Ok(S3Response::new(())) })
-        })
+    let mut xml = String::from("<Delete>");
+    for i in 0..N {
+        xml.push_str(&format!("<Object><Key>k{i}</Key></Object>"));
+    }
+    xml.push_str("</Delete>");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_LENGTH, xml.len().into());
+    let delete = Outgoing {
+        method: http::Method::POST,
+        bucket: Some("bkt".to_owned()),
+        key: None,
+        query: Some("delete".to_owned()),
+        headers,
+        body: s3s::Body::from(xml),
+        payload: Payload::Unsigned,
+        credentials: None,
+    };
+    let answer = engine
+        .forward("DeleteObjects", Writes::Objects(targets), delete)
         .await
         .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(*origin.0.lock().unwrap(), N, "the origin was asked for every key");
 
     assert_eq!(*tier.batches.lock().unwrap(), vec![N + 1], "one pass over the tier");
     assert_eq!(*tier.single_invalidations.lock().unwrap(), 0);

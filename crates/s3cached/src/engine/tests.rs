@@ -16,9 +16,11 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::sync::Semaphore;
 
 use super::Engine;
+use super::forward::Writes;
 use super::store::Target;
 use crate::metrics::Metrics;
 use crate::model::config::{CachePolicy, EvictionPolicy};
+use crate::origin::forward::{Forwarder, Outgoing, Payload};
 use crate::origin::{Origin, request};
 use crate::tier::CacheTier;
 use crate::tier::memory::MemoryTier;
@@ -199,7 +201,8 @@ fn setup_with(policy: CachePolicy) -> Setup {
     let origin = Arc::new(FakeOrigin::default());
     let tier = Arc::new(MemoryTier::new(64 << 20, EvictionPolicy::Lru, None));
     let engine = Engine::new(
-        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "fake".to_owned()),
+        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "fake".to_owned())
+            .with_forwarder(Forwarder::local(Shared(Arc::clone(&origin)))),
         Arc::clone(&tier) as Arc<dyn CacheTier>,
         metrics,
         policy,
@@ -307,18 +310,24 @@ async fn a_fill_that_read_the_old_object_does_not_resurrect_a_delete() {
     let slow_get = tokio::spawn(async move { engine.get_object(get_input("k")).await.map(|_| ()) });
     read.acquire().await.unwrap().forget();
     *s.origin.hold.lock().unwrap() = None;
-    let del = request(
-        DeleteObjectInput::builder()
-            .bucket("bkt".to_owned())
-            .key("k".to_owned())
-            .build()
-            .unwrap(),
-    );
+    let delete = Outgoing {
+        method: http::Method::DELETE,
+        bucket: Some("bkt".to_owned()),
+        key: Some("k".to_owned()),
+        query: None,
+        headers: http::HeaderMap::new(),
+        body: s3s::Body::empty(),
+        payload: Payload::Unsigned,
+        credentials: None,
+    };
     let targets = Target::new("bkt", "k", None).into_iter().collect();
-    s.engine
-        .write("DeleteObject", targets, move |s3: &dyn S3| s3.delete_object(del))
+    let answer = s
+        .engine
+        .forward("DeleteObject", Writes::Objects(targets), delete)
         .await
         .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert!(s.origin.objects.lock().unwrap().is_empty(), "the origin deleted it");
     release.add_permits(1);
     let _ = slow_get.await.unwrap();
     let err = s

@@ -1,15 +1,15 @@
-//! The write path: every operation that changes an object goes to the origin first; after the
-//! origin answered, the cache is invalidated (and for PutObject, updated with the new bytes)
-//! before the client gets its answer.
+//! The write path of the uploads s3s parses itself (browser-form PutObject): the origin first;
+//! after it answered, the cache is invalidated and updated with the new bytes before the client
+//! gets its answer. Every other write is forwarded as sent, with the same order of origin and
+//! cache ([`super::forward`]); both write through with `write_through` below.
 //!
 //! The origin call and the cache update run in their own task, so a client that disconnects
 //! mid-request cannot leave the cache holding an object the origin already replaced.
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use s3s::dto::{HeadObjectInput, PutObjectInput, PutObjectOutput};
-use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tracing::{debug, warn};
 
 use super::Engine;
@@ -21,33 +21,6 @@ use crate::origin;
 use crate::tier::FillToken;
 
 impl Engine {
-    /// Runs a write at the origin, then invalidates `targets`, in a task of its own.
-    ///
-    /// # Errors
-    /// The origin's answer, unchanged.
-    pub async fn write<T: Send + 'static>(
-        self: &Arc<Self>,
-        operation: &'static str,
-        targets: Vec<Target>,
-        call: impl for<'a> FnOnce(&'a dyn S3) -> BoxFuture<'a, S3Result<S3Response<T>>> + Send + 'static,
-    ) -> S3Result<S3Response<T>> {
-        let engine = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let result = engine.origin.call(operation, call(engine.origin.s3())).await;
-            // Invalidate even when the origin failed: a timeout or 5xx may still have applied.
-            if !targets.is_empty() {
-                engine.invalidate_all(operation, &targets).await;
-            }
-            result
-        });
-        task.await.unwrap_or_else(|e| {
-            Err(S3Error::with_message(
-                S3ErrorCode::InternalError,
-                format!("write task failed: {e}"),
-            ))
-        })
-    }
-
     /// PutObject: origin first, then write-through of bodies up to the cacheable size.
     ///
     /// # Errors

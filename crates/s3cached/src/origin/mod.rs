@@ -122,6 +122,14 @@ impl Origin {
         }
     }
 
+    /// The same origin, taking forwarded requests through `forwarder` (tests forward to an
+    /// in-process fake this way, through [`Forwarder::local`]).
+    #[must_use]
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(Arc::new(forwarder));
+        self
+    }
+
     /// What the origin is, for logs.
     #[must_use]
     pub fn description(&self) -> &str {
