@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use s3cached::model::operation::{classify, delete_keys, query_pairs};
-use s3cached::origin::forward::{Outgoing, strip_presign_params};
+use s3cached::origin::outgoing::{Outgoing, strip_presign_params};
 
 fuzz_target!(|data: &[u8]| {
     let _ = delete_keys(data);

@@ -193,6 +193,9 @@ impl<'ast> Visit<'ast> for Refs<'_> {
         syn::visit::visit_path(self, path);
     }
 
+    // `pub(super)` and `pub(in path)` say who may see an item, not what it uses.
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         self.tokens(mac.tokens.clone());
         syn::visit::visit_macro(self, mac);

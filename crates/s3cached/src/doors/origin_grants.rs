@@ -11,7 +11,7 @@ use s3s::{S3Error, S3ErrorCode};
 
 use crate::model::identities::OriginIdentity;
 use crate::origin::Origin;
-use crate::origin::forward::Outgoing;
+use crate::origin::outgoing::Outgoing;
 
 /// Kept answers are bounded: past this many, the least recently used are asked again.
 const MAX_ANSWERS: u64 = 100_000;

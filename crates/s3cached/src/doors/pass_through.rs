@@ -22,7 +22,8 @@ use crate::engine::forward::Writes;
 use crate::engine::store::Target as Changed;
 use crate::engine::{CACHE_STATUS_HEADER, Engine};
 use crate::model::operation::{self, Changes, ClassifyError, Operation};
-use crate::origin::forward::{self, Outgoing};
+use crate::origin::forward;
+use crate::origin::outgoing::Outgoing;
 
 /// S3 accepts at most 1,000 keys per DeleteObjects; their XML stays well under this.
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;

@@ -17,7 +17,8 @@ use crate::model::config::{CachePolicy, EvictionPolicy};
 use crate::model::entry::{Entry, ObjectMeta};
 use crate::model::key::CacheKey;
 use crate::origin::Origin;
-use crate::origin::forward::{Forwarder, Outgoing, Payload};
+use crate::origin::forward::Forwarder;
+use crate::origin::outgoing::{Outgoing, Payload};
 use crate::tier::memory::MemoryTier;
 use crate::tier::{CacheTier, FillToken, Lookup, TierError, TierStats};
 

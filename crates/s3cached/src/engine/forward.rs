@@ -17,7 +17,7 @@ use s3s::{Body, S3Error, S3ErrorCode, S3Result};
 use super::Engine;
 use super::body::Capture;
 use super::store::Target;
-use crate::origin::forward::Outgoing;
+use crate::origin::outgoing::Outgoing;
 
 /// What a forwarded request changes in the cache.
 #[derive(Debug)]

@@ -6,90 +6,17 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels: S3 operation and outcome (`ok` or the S3 error code).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpResult {
-    /// S3 operation name, e.g. `GetObject`.
-    pub operation: &'static str,
-    /// `ok`, or the S3 error code (`NoSuchKey`, `AccessDenied`, …).
-    pub result: String,
-}
+mod labels;
 
-/// Labels: S3 operation only.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Op {
-    /// S3 operation name.
-    pub operation: &'static str,
-}
-
-/// Labels: cache tier.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Tier {
-    /// Tier name (`memory`, …).
-    pub tier: &'static str,
-}
-
-/// Labels: cache tier and why an entry left it.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TierCause {
-    /// Tier name.
-    pub tier: &'static str,
-    /// `size` (capacity eviction) or `expired` (TTL).
-    pub cause: &'static str,
-}
-
-/// Labels: where response bytes came from.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Source {
-    /// `cache` or `origin`.
-    pub source: &'static str,
-}
-
-/// Labels: outcome of a cache fill.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FillResult {
-    /// `stored`, `too_large`, `uncacheable`, `raced` (a write overtook it) or `error`.
-    pub result: &'static str,
-}
-
-/// Labels: message direction on the invalidation bus.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Direction {
-    /// `sent` or `received`.
-    pub direction: &'static str,
-}
-
-/// Labels: why something happened.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
-    /// `while_revalidate` or `if_error`.
-    pub reason: &'static str,
-}
-
-/// Labels: an event's source and what was done with it.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
-    /// `webhook` or `sqs`.
-    pub source: &'static str,
-    /// `hydrated`, `too_large`, `invalidated`, `stale` or `error`.
-    pub result: &'static str,
-}
-
-/// Labels: the identity refused and the action it asked for.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DenialLabels {
-    /// The access key, `anonymous`, or `unknown` (a key no longer configured).
-    pub identity: String,
-    /// `read`, `list`, `write` or `admin`.
-    pub action: &'static str,
-}
+pub use self::labels::{
+    DenialLabels, Direction, EventLabels, FillResult, Op, OpResult, Reason, Source, Tier, TierCause,
+};
 
 /// The series a cache hit updates (`cache_hits`, `bytes_served{source="cache"}`, `requests`
 /// with result `ok`, `request_duration_seconds`), resolved once for one tier and operation so

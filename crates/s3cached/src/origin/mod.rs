@@ -9,6 +9,7 @@
 
 pub mod aws_chunked;
 pub mod forward;
+pub mod outgoing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Result};
 
-use self::forward::{Endpoint, Forwarder, Outgoing};
+use self::forward::{Endpoint, Forwarder};
+use self::outgoing::Outgoing;
 use crate::metrics::Metrics;
 use crate::model::config::OriginConfig;
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use s3s::S3;
 use s3s::dto::{ETag, Metadata, ServerSideEncryption, StorageClass, Timestamp};
+use s3s::service::S3Service;
 
 use super::*;
 use crate::doors::auth::Authorizer;

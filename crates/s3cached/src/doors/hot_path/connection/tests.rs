@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 use tokio::sync::watch;
 
 use super::answer_hits;
-use crate::doors::hot_path::HotPathService;
+use crate::doors::hot_path::service::HotPathService;
 use crate::doors::hot_path::tests::{hello, put, rich_meta, setup};
 use crate::doors::sigv4::tests::{SECRET_KEY, signed};
 use crate::model::entry::Entry;
