@@ -135,6 +135,12 @@ pub struct ServeArgs {
     #[arg(long, env = "S3CACHED_MAX_BLOCK_CACHED_OBJECT_SIZE", default_value = "5GiB")]
     max_block_cached_object_size: ByteSize,
 
+    /// The longest a block is kept (`none`: until evicted by capacity). Blocks are named by
+    /// the object's ETag, so they outlive the metadata's --ttl: a revalidated object keeps
+    /// its blocks; this only frees blocks of versions nobody reads any more.
+    #[arg(long, env = "S3CACHED_BLOCK_TTL", default_value = "1d")]
+    block_ttl: String,
+
     /// Memory for blocks, besides --memory-capacity (blocks also go to Redis with a Redis tier).
     #[arg(long, env = "S3CACHED_BLOCK_MEMORY_CAPACITY", default_value = "512MiB")]
     block_memory_capacity: ByteSize,
@@ -295,15 +301,20 @@ fn env_nonempty(name: &str) -> Option<String> {
 }
 
 fn parse_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
+    parse_lifetime("--ttl", s)
+}
+
+/// A positive duration, or `none` for no expiry; errors name `flag`.
+fn parse_lifetime(flag: &str, s: &str) -> anyhow::Result<Option<Duration>> {
     if s.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     let d: Duration = s
         .parse::<humantime::Duration>()
-        .with_context(|| format!("invalid --ttl {s:?}: expected a duration like 30s, 5m, 1h, or `none`"))?
+        .with_context(|| format!("invalid {flag} {s:?}: expected a duration like 30s, 5m, 1h, or `none`"))?
         .into();
     if d.is_zero() {
-        bail!("invalid --ttl {s:?}: must be positive (use `none` for no expiry)");
+        bail!("invalid {flag} {s:?}: must be positive (use `none` for no expiry)");
     }
     Ok(Some(d))
 }
@@ -489,6 +500,7 @@ impl ServeArgs {
                     coalesce: BlockPolicy::default().coalesce.max(self.block_size.bytes()),
                     prefetch_budget: self.prefetch_budget.bytes(),
                     prefetch_max_window: BlockPolicy::default().prefetch_max_window.max(self.block_size.bytes()),
+                    ttl: parse_lifetime("--block-ttl", &self.block_ttl)?,
                 },
                 max_in_flight: self.max_in_flight.bytes(),
             },
@@ -539,51 +551,4 @@ async fn shutdown_signal() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_parsing() {
-        assert_eq!(parse_ttl("none").unwrap(), None);
-        assert_eq!(parse_ttl("90s").unwrap(), Some(Duration::from_secs(90)));
-        assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("soon").is_err());
-        assert_eq!(parse_ttl("1h30m").unwrap(), Some(Duration::from_secs(5400)));
-    }
-
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    fn config(args: &[&str]) -> anyhow::Result<ServeConfig> {
-        use clap::Parser;
-        let argv = ["s3cached", "--local-dir", "/nonexistent", "--allow-anonymous"];
-        let cli = Cli::try_parse_from(argv.iter().chain(args))?;
-        cli.serve.into_config()
-    }
-
-    #[test]
-    fn ttl_rules_take_humantime_durations() {
-        let c = config(&["--ttl-rule", "bkt/=1h30m", "--ttl-rule", "bkt/a/=none,bkt/b/=2d 12h"]).unwrap();
-        let rules: Vec<_> = c.policy.ttl_rules.iter().map(|r| (r.prefix.as_str(), r.ttl)).collect();
-        assert_eq!(
-            rules,
-            [
-                ("", Some(Duration::from_secs(5400))),
-                ("a/", None),
-                ("b/", Some(Duration::from_secs(60 * 3600)))
-            ]
-        );
-        assert!(config(&["--ttl-rule", "bkt/=0s"]).is_err());
-    }
-
-    #[test]
-    fn sizes_take_any_case_and_decimals() {
-        let c = config(&["--memory-capacity", "1gb", "--max-object-size", "1.5MiB"]).unwrap();
-        assert_eq!(c.memory.capacity, 1_000_000_000);
-        assert_eq!(c.policy.max_object_size, 3 << 19);
-        assert!(config(&["--memory-capacity", "lots"]).is_err());
-    }
-}
+mod tests;

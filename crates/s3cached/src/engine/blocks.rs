@@ -44,6 +44,7 @@ use crate::model::key::CacheKey;
 use crate::origin;
 
 mod fetch;
+mod keep;
 
 /// Why a block could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,6 +87,8 @@ struct Version {
     tag: String,
     e_tag: ETag,
     layout: Layout,
+    /// How long its blocks are kept: the block TTL, never the metadata's (the key names the
+    /// content, so the bytes cannot go stale).
     ttl: Option<Duration>,
 }
 
@@ -195,7 +198,7 @@ impl Engine {
             tag,
             e_tag,
             layout: Layout::new(entry.meta.size, self.blocks.policy.block_size),
-            ttl: self.freshness.retention_for(key, false),
+            ttl: self.blocks.policy.ttl,
         }))
     }
 

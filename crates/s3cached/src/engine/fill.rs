@@ -164,8 +164,13 @@ impl Engine {
             self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
             debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
             if cacheable && self.caches_as_blocks(&meta) {
-                // This answer streams through; the next reads of the object come from blocks.
-                self.store(key, Arc::new(Entry::in_blocks(meta)), snapshot, token).await;
+                // This answer streams through and keeps the blocks it passes: the next reads
+                // of the object come from blocks.
+                let entry = Arc::new(Entry::in_blocks(meta));
+                self.store(key.clone(), Arc::clone(&entry), snapshot, token).await;
+                if let Some(body) = output.body.take() {
+                    output.body = Some(self.keep_blocks_of(&key, &entry, body));
+                }
             }
             return FillOutcome::Stream(Arc::new(Mutex::new(Some(output))));
         }

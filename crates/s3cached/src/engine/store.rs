@@ -53,7 +53,7 @@ impl Engine {
             debug!(%key, "a write overtook this fill; not storing it");
             return;
         };
-        let ttl = self.freshness.retention_for(&key, entry.missing);
+        let ttl = self.freshness.retention_of(&key, &entry);
         match self.tier.insert(key.clone(), entry, ttl, token).await {
             Ok(true) => self.metrics.fill("stored"),
             Ok(false) => {

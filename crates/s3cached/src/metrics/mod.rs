@@ -79,6 +79,7 @@ pub struct Metrics {
     block_bytes_served: Family<Source, Counter>,
     block_origin_fetches: Counter,
     block_origin_fetch_blocks: Counter,
+    block_stream_kept: Counter,
     block_bypasses: Family<Reason, Counter>,
     prefetch_blocks: Family<FillResult, Counter>,
 }
@@ -269,6 +270,12 @@ impl Metrics {
             "Blocks those origin GETs asked for (divided by the fetches: blocks per coalesced request)",
             block_origin_fetch_blocks.clone(),
         );
+        let block_stream_kept = Counter::default();
+        r.register(
+            "block_stream_kept",
+            "Blocks kept from whole GETs streamed from the origin (the first read of an object fills its blocks)",
+            block_stream_kept.clone(),
+        );
         let block_bypasses = Family::<Reason, Counter>::default();
         r.register(
             "block_bypasses",
@@ -312,6 +319,7 @@ impl Metrics {
             block_bytes_served,
             block_origin_fetches,
             block_origin_fetch_blocks,
+            block_stream_kept,
             block_bypasses,
             prefetch_blocks,
         }
@@ -410,6 +418,11 @@ impl Metrics {
     pub fn block_origin_fetch(&self, blocks: u64) {
         self.block_origin_fetches.inc();
         self.block_origin_fetch_blocks.inc_by(blocks);
+    }
+
+    /// Records one block kept from a whole GET streaming through.
+    pub fn block_kept_from_stream(&self) {
+        self.block_stream_kept.inc();
     }
 
     /// Records a read that went to the origin uncached instead of through blocks.

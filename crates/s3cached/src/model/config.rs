@@ -89,7 +89,16 @@ pub struct BlockPolicy {
     pub prefetch_budget: u64,
     /// Largest read-ahead window of one sequential reader.
     pub prefetch_max_window: u64,
+    /// The longest a block is kept (`None`: until capacity evicts it). A block's key names
+    /// the object's ETag, so its bytes are never stale and its lifetime is not the metadata's
+    /// TTL: an expired entry is revalidated, and a 304 keeps every block. This bound only
+    /// frees the blocks of versions nobody asks for any more (in Redis, where `allkeys-lru`
+    /// is not a given).
+    pub ttl: Option<Duration>,
 }
+
+/// How long a block is kept at most, by default: a day.
+pub const DEFAULT_BLOCK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for BlockPolicy {
     fn default() -> Self {
@@ -99,6 +108,7 @@ impl Default for BlockPolicy {
             coalesce: 8 << 20,
             prefetch_budget: 64 << 20,
             prefetch_max_window: 16 << 20,
+            ttl: Some(DEFAULT_BLOCK_TTL),
         }
     }
 }

@@ -1,0 +1,147 @@
+//! Blocks kept from a whole GET that streams through: the first read of an object cached as
+//! blocks fills them (DESIGN.md §4 rule 9), so the second read is a hit instead of a second
+//! pass over the origin.
+//!
+//! The origin's body goes to the client unchanged, chunk by chunk, as it arrives; a copy of
+//! its bytes is cut into the object's aligned blocks, and each block is stored as soon as it is
+//! complete. The bytes come from one answer of the origin, whose ETag names the blocks, so a
+//! block can never mix two versions. The copy takes one block's worth of the in-flight budget
+//! for as long as the body streams; without room, the body streams uncached. A body that fails
+//! or ends early keeps the blocks it completed (each is whole and exact) and drops the rest.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use s3s::StdError;
+use s3s::dto::StreamingBlob;
+use s3s::stream::{ByteStream, RemainingLength};
+
+use super::Version;
+use crate::engine::Engine;
+use crate::engine::budget::Held;
+use crate::model::entry::Entry;
+use crate::model::key::CacheKey;
+
+impl Engine {
+    /// `body`, the origin's whole answer for the object `entry` describes, with its blocks
+    /// kept as they stream past; `body` unchanged when the object has no blocks or the
+    /// in-flight budget has no room for one.
+    pub(in crate::engine) fn keep_blocks_of(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        entry: &Entry,
+        body: StreamingBlob,
+    ) -> StreamingBlob {
+        let Some(version) = self.version_of(key, entry) else {
+            return body;
+        };
+        if version.layout.count() == 0 {
+            return body;
+        }
+        let Some(held) = self.in_flight.try_take(self.blocks.policy.block_size) else {
+            self.metrics.block_bypass("in_flight_limit");
+            return body;
+        };
+        let first = version.layout.len_of(0);
+        StreamingBlob::new(KeepingBody {
+            inner: body,
+            keeper: Some(Keeper {
+                engine: Arc::clone(self),
+                version,
+                index: 0,
+                block: BytesMut::with_capacity(first),
+                _held: held,
+            }),
+        })
+    }
+}
+
+/// The blocks of one streaming answer, as far as they have arrived.
+struct Keeper {
+    engine: Arc<Engine>,
+    version: Arc<Version>,
+    /// The block being filled.
+    index: u64,
+    block: BytesMut,
+    _held: Held,
+}
+
+impl Keeper {
+    /// Copies `chunk` into the blocks, storing each one it completes. False when the body
+    /// holds more bytes than the object: then nothing more is kept.
+    fn take(&mut self, mut chunk: &[u8]) -> bool {
+        let layout = self.version.layout;
+        while !chunk.is_empty() {
+            if self.index >= layout.count() {
+                return false;
+            }
+            let want = layout.len_of(self.index);
+            let n = (want - self.block.len()).min(chunk.len());
+            self.block.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.block.len() == want {
+                // Each block gets an allocation of exactly its size, as a fetched block does.
+                let next = if self.index + 1 < layout.count() {
+                    layout.len_of(self.index + 1)
+                } else {
+                    0
+                };
+                let done = std::mem::replace(&mut self.block, BytesMut::with_capacity(next)).freeze();
+                self.store(self.index, done);
+                self.index += 1;
+            }
+        }
+        true
+    }
+
+    fn store(&self, index: u64, bytes: Bytes) {
+        let engine = Arc::clone(&self.engine);
+        let key = self.version.block_key(index);
+        let ttl = self.version.ttl;
+        // Stored in a task of its own: the client's next chunk does not wait for Redis.
+        tokio::spawn(async move {
+            if engine.tier.put_block(&key, bytes, ttl).await.is_ok() {
+                engine.metrics.block_kept_from_stream();
+            } else {
+                engine.metrics.tier_error(engine.tier.name());
+            }
+        });
+    }
+}
+
+/// The origin's body, passed through while its blocks are kept.
+struct KeepingBody {
+    inner: StreamingBlob,
+    /// `None` once keeping stopped (the body failed, ended or ran past the object).
+    keeper: Option<Keeper>,
+}
+
+impl Stream for KeepingBody {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = ready!(Pin::new(&mut this.inner).poll_next(cx));
+        match &item {
+            Some(Ok(chunk)) => {
+                if let Some(keeper) = &mut this.keeper
+                    && !keeper.take(chunk)
+                {
+                    this.keeper = None;
+                }
+            }
+            // An incomplete block is dropped with the keeper; complete ones are stored.
+            Some(Err(_)) | None => this.keeper = None,
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl ByteStream for KeepingBody {
+    fn remaining_length(&self) -> RemainingLength {
+        self.inner.remaining_length()
+    }
+}
