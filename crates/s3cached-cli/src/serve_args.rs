@@ -329,6 +329,16 @@ fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
 impl ServeArgs {
     /// The library configuration these flags describe.
     pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        self.config(true)
+    }
+
+    /// The library configuration for a process that serves no client (`warm`): the same, but
+    /// no client credentials are asked for.
+    pub fn into_config_without_clients(self) -> anyhow::Result<ServeConfig> {
+        self.config(false)
+    }
+
+    fn config(self, serves_clients: bool) -> anyhow::Result<ServeConfig> {
         if let Some(path) = &self.config {
             info!(path = %path.display(), "settings from config file");
         }
@@ -380,7 +390,7 @@ impl ServeArgs {
             .map(|(access_key, secret_key)| Credentials { access_key, secret_key })
             .into_iter()
             .collect();
-        if credentials.is_empty() && !self.allow_anonymous && self.identities.is_none() {
+        if serves_clients && credentials.is_empty() && !self.allow_anonymous && self.identities.is_none() {
             bail!(
                 "no client credentials: set --access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), \
                  --identities FILE, or pass --allow-anonymous"

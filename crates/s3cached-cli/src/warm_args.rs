@@ -1,5 +1,7 @@
 //! `s3cached warm s3://bucket/prefix …`: load objects into the shared tier before traffic
-//! arrives. Takes the same origin and tier flags as `serve`.
+//! arrives: whole up to --max-object-size, as blocks up to --max-block-cached-object-size.
+//! Takes the same origin and tier flags as `serve`, and no client credentials (it serves no
+//! client).
 
 use std::io::IsTerminal;
 
@@ -28,7 +30,7 @@ pub struct WarmArgs {
 
 /// Runs `warm`.
 pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
-    let config = args.serve.into_config()?;
+    let config = args.serve.into_config_without_clients()?;
     if config.tier == TierConfig::Memory {
         bail!(
             "warm loads a shared tier: pass --tier redis or --tier memory+redis with --redis-url/--redis-cluster \
@@ -37,35 +39,38 @@ pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
     }
     let engine = build_engine(&config).await?;
     let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new_spinner()
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
     } else {
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
     for target in &args.targets {
+        bar.reset();
         bar.set_message(format!("s3://{}/{}", target.bucket, target.prefix));
         let summary = s3cached::process::warm::warm(&engine, target, args.concurrency, |s| {
+            bar.set_length(s.listed_bytes);
+            bar.set_position(s.bytes);
             bar.set_message(format!(
-                "s3://{}/{}: {} loaded ({}), {} skipped, {} failed of {} listed",
-                target.bucket,
-                target.prefix,
-                s.loaded,
-                ByteSize(s.bytes),
-                s.skipped,
-                s.failed,
-                s.listed
+                "s3://{}/{}: {} of {} loaded",
+                target.bucket, target.prefix, s.loaded, s.listed
             ));
-            bar.tick();
         })
         .await?;
         bar.finish_and_clear();
         println!(
-            "s3://{}/{}: {} objects listed, {} loaded ({}), {} skipped (larger than --max-object-size), {} failed",
+            "s3://{}/{}: {} objects listed, {} loaded ({}; {} of them as blocks), {} skipped (larger than \
+             --max-block-cached-object-size), {} failed",
             target.bucket,
             target.prefix,
             summary.listed,
             summary.loaded,
             ByteSize(summary.bytes),
+            summary.as_blocks,
             summary.skipped,
             summary.failed
         );

@@ -1,5 +1,5 @@
-//! Warm-up: `s3cached warm` loads a prefix into Redis, `serve --warm` loads one into memory
-//! (also over several listing pages).
+//! Warm-up: `s3cached warm` loads a prefix into Redis (large objects as blocks, without client
+//! credentials), `serve --warm` loads one into memory (also over several listing pages).
 
 mod support;
 
@@ -21,6 +21,9 @@ fn run_s3cached(args: &[String], timeout: Duration) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_s3cached"))
         .args(args)
         .env("NO_COLOR", "1")
+        // Warm serves no client: it must not need client credentials from anywhere.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
@@ -150,4 +153,57 @@ async fn serve_warm_pages_through_a_listing_longer_than_one_page() {
     for i in [0, 999, 1000, OBJECTS - 1] {
         assert_hit(&p, &bucket, &format!("many/{i:05}"), format!("#{i}").as_bytes()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_loads_large_objects_as_blocks_and_the_next_reads_make_no_origin_get() {
+    let origin = support::seaweed::shared();
+    let bucket = origin.new_bucket("warm-lake").await;
+    let s3 = origin.client();
+    let a = support::cli_tools::random_bytes(12 << 20);
+    let b = support::cli_tools::random_bytes((9 << 20) + 12_345);
+    put_direct(&s3, &bucket, "lake/a.parquet", &a).await;
+    put_direct(&s3, &bucket, "lake/b.parquet", &b).await;
+    put_direct(&s3, &bucket, "lake/_meta.json", b"{}").await;
+    put_direct(&s3, &bucket, "lake/huge.bin", &vec![7u8; 20 << 20]).await;
+
+    let redis = RedisServer::start();
+    let tier = [
+        "--tier",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+        "--max-block-cached-object-size",
+        "16MiB",
+    ];
+    let mut args: Vec<String> = vec!["warm".into(), format!("s3://{bucket}/lake/")];
+    args.extend(seaweed_origin_args(&origin.endpoint()));
+    args.extend(tier.iter().map(|s| (*s).to_owned()));
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || run_s3cached(&args, Duration::from_secs(120)))
+        .await
+        .expect("warm thread");
+    assert!(ok, "s3cached warm failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("4 objects listed")
+            && stdout.contains("3 loaded")
+            && stdout.contains("2 of them as blocks")
+            && stdout.contains("1 skipped")
+            && stdout.contains("0 failed"),
+        "summary: {stdout}"
+    );
+
+    let p = support::cli_tools::start_proxy(origin, &tier);
+    let client = p.client(support::cli_tools::CLIENT_KEY, support::cli_tools::CLIENT_SECRET);
+    for (key, want) in [("lake/a.parquet", &a), ("lake/b.parquet", &b)] {
+        let got = client.get_object().bucket(&bucket).key(key).send().await.expect("GET");
+        let got = got.body.collect().await.expect("body").into_bytes();
+        assert!(got[..] == want[..], "{key}: bytes differ");
+    }
+    assert_eq!(
+        metric(&p, ORIGIN_GETS).await,
+        0.0,
+        "warmed objects read the origin\n{}",
+        p.log_tail()
+    );
+    assert_eq!(metric(&p, "s3cached_block_origin_fetches_total").await, 0.0);
 }

@@ -113,6 +113,8 @@ pub struct Blocks {
     prefetch_budget: Budget,
     readers: moka::sync::Cache<String, Reader>,
     prefetched: moka::sync::Cache<BlockKey, ()>,
+    /// Blocks kept from streamed answers whose stores still run.
+    stores: Arc<keep::PendingStores>,
 }
 
 impl Blocks {
@@ -136,6 +138,7 @@ impl Blocks {
                     }
                 })
                 .build(),
+            stores: Arc::default(),
             policy,
         }
     }

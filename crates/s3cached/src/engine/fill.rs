@@ -33,6 +33,45 @@ pub enum Hydrated {
 }
 
 impl Engine {
+    /// Whether an object of `size` bytes (as a listing reports it) is cached as blocks.
+    #[must_use]
+    pub fn takes_as_blocks(&self, size: u64) -> bool {
+        size > self.max_object_size() && self.blocks.takes(size)
+    }
+
+    /// Reads the whole object through the cache's read path and drops the bytes, so that
+    /// every block of an object cached as blocks is in the cache afterwards (the first read
+    /// keeps the blocks it streams; later ones fetch the blocks still missing). Warm-up of
+    /// objects too large to be kept whole. Returns the bytes read.
+    ///
+    /// # Errors
+    /// The origin's error for the object, or a failure of its body.
+    pub async fn load_as_blocks(self: &Arc<Self>, bucket: &str, key: &str) -> S3Result<u64> {
+        use futures::StreamExt as _;
+        let input = GetObjectInput::builder()
+            .bucket(bucket.to_owned())
+            .key(key.to_owned())
+            .build()
+            .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+        let resp = self.get_object(origin::request(input)).await?;
+        let mut read = 0u64;
+        if let Some(mut body) = resp.output.body {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    S3Error::with_message(
+                        S3ErrorCode::InternalError,
+                        format!("reading {bucket}/{key} failed: {e}"),
+                    )
+                })?;
+                read += chunk.len() as u64;
+            }
+        }
+        self.blocks_stored().await;
+        Ok(read)
+    }
+}
+
+impl Engine {
     /// Joins or starts the single-flight fill of `key` (a revalidation when `validator` is
     /// the stale entry). The flight runs in a task of its own: a waiter that goes away does
     /// not cancel it.

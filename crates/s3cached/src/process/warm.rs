@@ -1,11 +1,14 @@
 //! Warm-up: list a prefix at the origin and load every cacheable object into the cache, with
-//! bounded concurrency. Used by `s3cached warm` and by `serve --warm`.
+//! bounded concurrency: objects up to the cacheable size whole, larger ones (a data lake's
+//! Parquet files) as blocks, up to the block limit. Used by `s3cached warm` and by
+//! `serve --warm`.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use s3s::dto::ListObjectsV2Input;
 use s3s::{S3Error, S3ErrorCode, S3Result};
+use tracing::debug;
 
 use crate::engine::Engine;
 use crate::engine::fill::Hydrated;
@@ -17,18 +20,30 @@ use crate::origin;
 pub struct WarmSummary {
     /// Objects listed.
     pub listed: u64,
-    /// Objects loaded into the cache.
+    /// Bytes of the objects listed.
+    pub listed_bytes: u64,
+    /// Objects loaded into the cache (whole or as blocks).
     pub loaded: u64,
+    /// Of those, objects loaded as blocks.
+    pub as_blocks: u64,
     /// Bytes loaded.
     pub bytes: u64,
-    /// Objects skipped: larger than the cacheable size.
+    /// Objects skipped: larger than the largest object cached as blocks.
     pub skipped: u64,
     /// Objects that failed to load.
     pub failed: u64,
 }
 
+/// What loading one object came to.
+enum Load {
+    Whole(u64),
+    Blocks(u64),
+    Skipped,
+    Failed,
+}
+
 /// Lists `rule`'s prefix and hydrates every object, `concurrency` at a time, calling
-/// `progress` after each object.
+/// `progress` after each page is listed and after each object.
 ///
 /// # Errors
 /// The origin's error when listing fails (failures of single objects are counted instead).
@@ -63,28 +78,47 @@ pub async fn warm(
             .filter_map(|o| Some((o.key?, o.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))))
             .collect();
         summary.listed += objects.len() as u64;
+        summary.listed_bytes += objects.iter().map(|(_, size)| size).sum::<u64>();
+        progress(&summary);
         let mut loads = futures::stream::iter(objects.into_iter().map(|(key, size)| {
             let engine = Arc::clone(engine);
             let bucket = rule.bucket.clone();
             async move {
-                if size > max {
-                    return (Ok(Hydrated::TooLarge), size);
+                if size <= max {
+                    let loaded = match engine.hydrate(&bucket, &key, false).await {
+                        Ok(Hydrated::Stored(bytes)) => Load::Whole(bytes),
+                        // Grown past the cacheable size since the listing.
+                        Ok(Hydrated::TooLarge) => Load::Skipped,
+                        Ok(Hydrated::Gone) | Err(_) => Load::Failed,
+                    };
+                    return loaded;
                 }
-                (engine.hydrate(&bucket, &key, false).await, size)
+                if !engine.takes_as_blocks(size) {
+                    return Load::Skipped;
+                }
+                match engine.load_as_blocks(&bucket, &key).await {
+                    Ok(bytes) => Load::Blocks(bytes),
+                    Err(e) => {
+                        debug!(%bucket, %key, error = %e, "warm-up could not load the object as blocks");
+                        Load::Failed
+                    }
+                }
             }
         }))
         .buffer_unordered(concurrency.max(1));
-        while let Some((result, size)) = loads.next().await {
-            match result {
-                Ok(Hydrated::Stored(bytes)) => {
+        while let Some(load) = loads.next().await {
+            match load {
+                Load::Whole(bytes) => {
                     summary.loaded += 1;
                     summary.bytes += bytes;
                 }
-                Ok(Hydrated::TooLarge) => summary.skipped += 1,
-                Ok(Hydrated::Gone) | Err(_) => {
-                    let _ = size;
-                    summary.failed += 1;
+                Load::Blocks(bytes) => {
+                    summary.loaded += 1;
+                    summary.as_blocks += 1;
+                    summary.bytes += bytes;
                 }
+                Load::Skipped => summary.skipped += 1,
+                Load::Failed => summary.failed += 1,
             }
             progress(&summary);
         }

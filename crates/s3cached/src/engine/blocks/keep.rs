@@ -59,6 +59,51 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Waits until every block kept from a streamed answer so far is stored (or failed to
+    /// be): a process that exits after reading an object (warm-up) keeps all of it.
+    pub async fn blocks_stored(&self) {
+        self.blocks.stores.settled().await;
+    }
+}
+
+/// Block stores still running, and a way to wait for none.
+#[derive(Default)]
+pub(super) struct PendingStores {
+    running: std::sync::Mutex<usize>,
+    settled: tokio::sync::Notify,
+}
+
+impl PendingStores {
+    fn begin(self: &Arc<Self>) -> PendingStore {
+        *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        PendingStore(Arc::clone(self))
+    }
+
+    async fn settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            if *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One running store; counted out when dropped.
+struct PendingStore(Arc<PendingStores>);
+
+impl Drop for PendingStore {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        if *running == 0 {
+            self.0.settled.notify_waiters();
+        }
+    }
+}
+
 /// The blocks of one streaming answer, as far as they have arrived.
 struct Keeper {
     engine: Arc<Engine>,
@@ -101,6 +146,7 @@ impl Keeper {
         let engine = Arc::clone(&self.engine);
         let key = self.version.block_key(index);
         let ttl = self.version.ttl;
+        let pending = engine.blocks.stores.begin();
         // Stored in a task of its own: the client's next chunk does not wait for Redis.
         tokio::spawn(async move {
             if engine.tier.put_block(&key, bytes, ttl).await.is_ok() {
@@ -108,6 +154,7 @@ impl Keeper {
             } else {
                 engine.metrics.tier_error(engine.tier.name());
             }
+            drop(pending);
         });
     }
 }
