@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
     ApplyConfig, BlockPolicy, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials,
-    DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule, MemoryConfig, OriginConfig,
-    RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
+    DEFAULT_ORIGIN_PARALLELISM, DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule,
+    MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
 };
 use s3cached::doors::hot_path::cpu_turn::DEFAULT_YIELD_AFTER;
 use s3cached::model::size::ByteSize;
@@ -149,6 +149,12 @@ pub struct ServeArgs {
     /// origin and uploads copied for write-through. Past it, requests stream through uncached.
     #[arg(long, env = "S3CACHED_MAX_IN_FLIGHT", default_value = "256MiB")]
     max_in_flight: ByteSize,
+
+    /// Ranged origin GETs of up to 8 MiB that one read from blocks keeps in flight ahead of
+    /// the client (S3 serves one object fastest over several connections).
+    #[arg(long, env = "S3CACHED_ORIGIN_PARALLELISM", default_value_t = DEFAULT_ORIGIN_PARALLELISM,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    origin_parallelism: u64,
 
     /// Bytes that read-ahead for sequential readers may have in flight (0 turns it off).
     #[arg(long, env = "S3CACHED_PREFETCH_BUDGET", default_value = "64MiB")]
@@ -508,6 +514,7 @@ impl ServeArgs {
                     block_size: self.block_size.bytes(),
                     max_object_size: self.max_block_cached_object_size.bytes(),
                     coalesce: BlockPolicy::default().coalesce.max(self.block_size.bytes()),
+                    origin_parallelism: self.origin_parallelism,
                     prefetch_budget: self.prefetch_budget.bytes(),
                     prefetch_max_window: BlockPolicy::default().prefetch_max_window.max(self.block_size.bytes()),
                     ttl: parse_lifetime("--block-ttl", &self.block_ttl)?,

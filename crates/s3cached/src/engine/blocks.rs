@@ -301,12 +301,23 @@ impl Engine {
         tx: mpsc::Sender<Result<Bytes, BlockError>>,
     ) {
         let window = self.blocks.window_blocks();
+        // While blocks come from the origin, up to `origin_parallelism` windows are planned
+        // ahead of what is sent, so their missing blocks are fetched by as many ranged GETs
+        // at once; while they come from the cache, one window, as lookups need no head start.
+        let parallel = window * self.blocks.policy.origin_parallelism.max(1);
+        let mut fetching = pending.iter().any(|(_, p)| matches!(p, Planned::Flight(_)));
         let mut expected = blocks.start;
         loop {
-            if (pending.len() as u64) <= window / 2 && next < blocks.end {
+            let ahead = if fetching { parallel } else { window };
+            while (pending.len() as u64) + window <= ahead + window / 2 && next < blocks.end {
                 let upto = (next + window).min(blocks.end);
-                pending.extend(self.plan(&version, next..upto, Some(&span)).await);
+                let planned = self.plan(&version, next..upto, Some(&span)).await;
+                fetching = planned.iter().any(|(_, p)| matches!(p, Planned::Flight(_)));
+                pending.extend(planned);
                 next = upto;
+                if !fetching {
+                    break;
+                }
             }
             let Some((index, planned)) = pending.pop_front() else {
                 return;

@@ -135,4 +135,6 @@ impl Engine {
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod parallel_tests;
+#[cfg(test)]
 mod tests;

@@ -85,6 +85,10 @@ pub struct BlockPolicy {
     /// Contiguous missing blocks are read from the origin in one ranged GET of up to this
     /// many bytes.
     pub coalesce: u64,
+    /// Ranged origin GETs (each of up to [`Self::coalesce`] bytes) one answer from blocks
+    /// keeps in flight ahead of what it has sent (at least 1): S3 serves one object fastest
+    /// over several connections at once.
+    pub origin_parallelism: u64,
     /// Bytes that sequential read-ahead may have in flight, process-wide (0: no read-ahead).
     pub prefetch_budget: u64,
     /// Largest read-ahead window of one sequential reader.
@@ -97,6 +101,9 @@ pub struct BlockPolicy {
     pub ttl: Option<Duration>,
 }
 
+/// Ranged origin GETs one answer from blocks keeps in flight, by default (BENCHMARKS.md §5b).
+pub const DEFAULT_ORIGIN_PARALLELISM: u64 = 4;
+
 /// How long a block is kept at most, by default: a day.
 pub const DEFAULT_BLOCK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -106,6 +113,7 @@ impl Default for BlockPolicy {
             block_size: 1 << 20,
             max_object_size: 5 << 30,
             coalesce: 8 << 20,
+            origin_parallelism: DEFAULT_ORIGIN_PARALLELISM,
             prefetch_budget: 64 << 20,
             prefetch_max_window: 16 << 20,
             ttl: Some(DEFAULT_BLOCK_TTL),

@@ -1,0 +1,131 @@
+//! Reads from blocks keep `--origin-parallelism` ranged origin GETs in flight while their
+//! blocks come from the origin. The origin below answers each ranged GET after a pause, and
+//! records how many were in flight at once; time is paused, so the count does not depend on
+//! the machine's speed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use s3s::dto::{ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, StreamingBlob, Timestamp};
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use super::Engine;
+use crate::metrics::Metrics;
+use crate::model::config::{BlockPolicy, CachePolicy, EvictionPolicy};
+use crate::origin::{Origin, request};
+use crate::tier::CacheTier;
+use crate::tier::memory::MemoryTier;
+
+const SIZE: usize = 64 << 20;
+
+/// One object; ranged GETs take 50 ms each, counted while in flight.
+struct SlowOrigin {
+    body: Bytes,
+    active: AtomicUsize,
+    most: Mutex<usize>,
+}
+
+fn last_modified() -> Timestamp {
+    Timestamp::from(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+}
+
+/// The shared origin, as the engine reaches it.
+struct Shared(Arc<SlowOrigin>);
+
+#[async_trait::async_trait]
+impl S3 for Shared {
+    async fn head_object(&self, _req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(SIZE as i64),
+            e_tag: Some(ETag::Strong("v1".to_owned())),
+            last_modified: Some(last_modified()),
+            ..HeadObjectOutput::default()
+        }))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let Some(s3s::dto::Range::Int {
+            first,
+            last: Some(last),
+        }) = req.input.range
+        else {
+            panic!("only ranged GETs are expected");
+        };
+        let now = self.0.active.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let mut most = self.0.most.lock().unwrap();
+            *most = (*most).max(now);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        let (start, end) = (usize::try_from(first).unwrap(), usize::try_from(last).unwrap() + 1);
+        let part = self.0.body.slice(start..end);
+        Ok(S3Response::new(GetObjectOutput {
+            content_length: Some(part.len() as i64),
+            content_range: Some(format!("bytes {first}-{last}/{SIZE}")),
+            e_tag: Some(ETag::Strong("v1".to_owned())),
+            last_modified: Some(last_modified()),
+            body: Some(StreamingBlob::from(s3s::Body::from(part))),
+            ..GetObjectOutput::default()
+        }))
+    }
+}
+
+/// The most ranged GETs in flight at once during one whole GET of an object whose metadata
+/// is cached and none of its blocks.
+async fn most_in_flight(parallelism: u64) -> usize {
+    let body: Bytes = (0..SIZE).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let origin = Arc::new(SlowOrigin {
+        body: body.clone(),
+        active: AtomicUsize::new(0),
+        most: Mutex::new(0),
+    });
+    let metrics = Arc::new(Metrics::new());
+    let tier = MemoryTier::new(64 << 20, EvictionPolicy::Lru, None).with_block_capacity(256 << 20);
+    let policy = CachePolicy {
+        max_object_size: 1 << 20,
+        max_in_flight: 1 << 30,
+        blocks: BlockPolicy {
+            origin_parallelism: parallelism,
+            prefetch_budget: 0,
+            ..BlockPolicy::default()
+        },
+        ..CachePolicy::default()
+    };
+    let engine = Engine::new(
+        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "slow".to_owned()),
+        Arc::new(tier) as Arc<dyn CacheTier>,
+        metrics,
+        policy,
+    );
+    let head = HeadObjectInput::builder()
+        .bucket("bkt".to_owned())
+        .key("big".to_owned())
+        .build()
+        .unwrap();
+    engine.head_object(request(head)).await.unwrap();
+    let get = GetObjectInput::builder()
+        .bucket("bkt".to_owned())
+        .key("big".to_owned())
+        .build()
+        .unwrap();
+    let resp = engine.get_object(request(get)).await.unwrap();
+    let mut stream = resp.output.body.unwrap();
+    let mut read = Vec::with_capacity(SIZE);
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(read == body, "the bytes differ");
+    *origin.most.lock().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_from_cold_blocks_keeps_the_configured_ranged_gets_in_flight() {
+    let one = most_in_flight(1).await;
+    assert!(one <= 2, "parallelism 1: {one} GETs in flight");
+    let four = most_in_flight(4).await;
+    assert!((4..=5).contains(&four), "parallelism 4: {four} GETs in flight");
+}
