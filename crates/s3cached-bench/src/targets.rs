@@ -259,6 +259,7 @@ impl Targets {
                     secret_key: self.origin.keys.secret.clone(),
                 }),
                 first_byte_timeout: ORIGIN_FIRST_BYTE_TIMEOUT,
+                hedge_after: s3cached::config::HedgeAfter::Off,
             },
             auth: ClientAuth {
                 credentials: vec![Credentials {

@@ -9,8 +9,9 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use s3cached::config::{
     ApplyConfig, BlockPolicy, BreakerConfig, BusConfig, CachePolicy, ClientAuth, Credentials,
-    DEFAULT_ORIGIN_PARALLELISM, DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HydrationRule,
-    MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig, TtlRule,
+    DEFAULT_ORIGIN_PARALLELISM, DEFAULT_REDIS_CONNECTIONS, EventsConfig, EvictionPolicy, Freshness, HedgeAfter,
+    HydrationRule, MemoryConfig, OriginConfig, RedisConfig, RedisTarget, ServeConfig, SqsConfig, TierConfig, TlsConfig,
+    TtlRule,
 };
 use s3cached::doors::hot_path::cpu_turn::DEFAULT_YIELD_AFTER;
 use s3cached::model::size::ByteSize;
@@ -74,6 +75,12 @@ pub struct ServeArgs {
     /// so --stale-if-error can answer). Streaming a body afterwards is not bounded.
     #[arg(long, env = "S3CACHED_ORIGIN_TIMEOUT", default_value = "10s")]
     origin_timeout: humantime::Duration,
+
+    /// Hedge the cache's own origin reads (fills, block fetches): a second request races one
+    /// that has not answered after this long (`50ms`), or after the p95/p99 of recent answer
+    /// times; the first answer wins. At most 5 % of reads are hedged. `off` by default.
+    #[arg(long, env = "S3CACHED_HEDGE_AFTER", default_value = "off")]
+    hedge_after: String,
 
     /// Origin access key id. Default: the AWS credential chain (AWS_ACCESS_KEY_ID, profiles, IMDS).
     #[arg(long, env = "S3CACHED_ORIGIN_ACCESS_KEY", requires = "origin_secret_key")]
@@ -325,6 +332,27 @@ fn parse_lifetime(flag: &str, s: &str) -> anyhow::Result<Option<Duration>> {
     Ok(Some(d))
 }
 
+/// `off`, a duration, or `p<N>` (a percentile of the origin's recent answer times).
+fn parse_hedge_after(s: &str) -> anyhow::Result<HedgeAfter> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HedgeAfter::Off);
+    }
+    if let Some(p) = s.strip_prefix(['p', 'P']) {
+        return match p.parse::<u8>() {
+            Ok(p @ 50..=99) => Ok(HedgeAfter::Percentile(p)),
+            _ => bail!("invalid --hedge-after {s:?}: a percentile is p50 to p99"),
+        };
+    }
+    let d: Duration = s
+        .parse::<humantime::Duration>()
+        .with_context(|| format!("invalid --hedge-after {s:?}: expected `off`, a duration like 50ms, or p95/p99"))?
+        .into();
+    if d.is_zero() {
+        bail!("invalid --hedge-after {s:?}: must be positive (use `off` for no hedging)");
+    }
+    Ok(HedgeAfter::After(d))
+}
+
 fn parse_negative_ttl(s: &str) -> anyhow::Result<Option<Duration>> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(None);
@@ -372,6 +400,7 @@ impl ServeArgs {
                     .zip(self.origin_secret_key)
                     .map(|(access_key, secret_key)| Credentials { access_key, secret_key }),
                 first_byte_timeout: self.origin_timeout.into(),
+                hedge_after: parse_hedge_after(&self.hedge_after)?,
             }
         };
         let client = self

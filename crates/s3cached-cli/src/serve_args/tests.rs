@@ -59,3 +59,31 @@ fn block_ttl_defaults_to_a_day_and_takes_none() {
     assert!(e.contains("--block-ttl"), "{e}");
     assert!(config(&["--block-ttl", "soon"]).is_err());
 }
+
+#[test]
+fn hedge_after_takes_off_a_duration_or_a_percentile() {
+    let hedge = |args: &[&str]| {
+        use clap::Parser;
+        let argv = [
+            "s3cached",
+            "--origin-endpoint",
+            "http://127.0.0.1:1",
+            "--allow-anonymous",
+        ];
+        let cli = Cli::try_parse_from(argv.iter().chain(args))?;
+        cli.serve.into_config().map(|c| match c.origin {
+            s3cached::config::OriginConfig::S3 { hedge_after, .. } => hedge_after,
+            s3cached::config::OriginConfig::LocalDir(_) => panic!("not an S3 origin"),
+        })
+    };
+    assert_eq!(hedge(&[]).unwrap(), HedgeAfter::Off);
+    assert_eq!(
+        hedge(&["--hedge-after", "50ms"]).unwrap(),
+        HedgeAfter::After(Duration::from_millis(50))
+    );
+    assert_eq!(hedge(&["--hedge-after", "p99"]).unwrap(), HedgeAfter::Percentile(99));
+    for bad in ["p100", "p5", "0s", "soon"] {
+        let e = hedge(&["--hedge-after", bad]).unwrap_err().to_string();
+        assert!(e.contains("--hedge-after"), "{bad}: {e}");
+    }
+}

@@ -136,7 +136,9 @@ impl Engine {
         };
         let output = match self
             .origin
-            .call_read("HeadObject", self.origin.s3().head_object(origin::request(input)))
+            .call_read_hedged("HeadObject", || {
+                self.origin.s3().head_object(origin::request(input.clone()))
+            })
             .await
         {
             Ok(resp) => resp.output,
@@ -185,7 +187,9 @@ impl Engine {
         };
         let resp = match self
             .origin
-            .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
+            .call_read_hedged("GetObject", || {
+                self.origin.s3().get_object(origin::request(input.clone()))
+            })
             .await
         {
             Ok(resp) => resp,

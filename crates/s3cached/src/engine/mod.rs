@@ -135,6 +135,8 @@ impl Engine {
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod hedge_tests;
+#[cfg(test)]
 mod parallel_tests;
 #[cfg(test)]
 mod tests;

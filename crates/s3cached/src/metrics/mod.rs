@@ -80,6 +80,7 @@ pub struct Metrics {
     block_origin_fetches: Counter,
     block_origin_fetch_blocks: Counter,
     block_stream_kept: Counter,
+    hedges: Family<FillResult, Counter>,
     block_bypasses: Family<Reason, Counter>,
     prefetch_blocks: Family<FillResult, Counter>,
 }
@@ -276,6 +277,12 @@ impl Metrics {
             "Blocks kept from whole GETs streamed from the origin (the first read of an object fills its blocks)",
             block_stream_kept.clone(),
         );
+        let hedges = Family::<FillResult, Counter>::default();
+        r.register(
+            "origin_hedges",
+            "Hedged origin reads: sent (a second request raced a slow first one), won (the second answered first)",
+            hedges.clone(),
+        );
         let block_bypasses = Family::<Reason, Counter>::default();
         r.register(
             "block_bypasses",
@@ -320,6 +327,7 @@ impl Metrics {
             block_origin_fetches,
             block_origin_fetch_blocks,
             block_stream_kept,
+            hedges,
             block_bypasses,
             prefetch_blocks,
         }
@@ -418,6 +426,11 @@ impl Metrics {
     pub fn block_origin_fetch(&self, blocks: u64) {
         self.block_origin_fetches.inc();
         self.block_origin_fetch_blocks.inc_by(blocks);
+    }
+
+    /// Records a hedged origin read: `sent` or `won`.
+    pub fn hedge(&self, result: &'static str) {
+        self.hedges.get_or_create(&FillResult { result }).inc();
     }
 
     /// Records one block kept from a whole GET streaming through.

@@ -22,9 +22,24 @@ pub enum OriginConfig {
         /// How long the origin may take to start answering a request (streaming a body
         /// afterwards is not bounded).
         first_byte_timeout: Duration,
+        /// When a second request races a slow read (GET, HEAD) of the cache's own.
+        hedge_after: HedgeAfter,
     },
     /// Development mode: a local directory served as S3 (one sub-directory per bucket).
     LocalDir(PathBuf),
+}
+
+/// When an origin read the cache makes (a fill, a block fetch, a revalidation) is hedged: a
+/// second, identical request races a first one that has not answered yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HedgeAfter {
+    /// Never.
+    #[default]
+    Off,
+    /// After this long without an answer.
+    After(Duration),
+    /// After this percentile (e.g. 95, 99) of the answer times seen lately.
+    Percentile(u8),
 }
 
 /// An access key pair.

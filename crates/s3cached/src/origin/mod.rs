@@ -9,6 +9,7 @@
 
 pub mod aws_chunked;
 pub mod forward;
+pub mod hedge;
 pub mod outgoing;
 
 use std::future::Future;
@@ -21,7 +22,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Result};
 use self::forward::{Endpoint, Forwarder};
 use self::outgoing::Outgoing;
 use crate::metrics::Metrics;
-use crate::model::config::OriginConfig;
+use crate::model::config::{HedgeAfter, OriginConfig};
 
 /// Failure to set up the origin.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,7 @@ pub struct Origin {
     metrics: Arc<Metrics>,
     description: String,
     read_timeout: Option<Duration>,
+    hedging: Arc<hedge::Hedging>,
 }
 
 impl Origin {
@@ -71,6 +73,7 @@ impl Origin {
                 force_path_style,
                 credentials,
                 first_byte_timeout,
+                hedge_after,
             } => {
                 let shared = aws_shared_config(region, credentials.as_ref(), Some(timeouts(*first_byte_timeout))).await;
                 let client = s3_client(&shared, endpoint.as_deref(), *force_path_style);
@@ -85,7 +88,8 @@ impl Origin {
                     Some(url) => format!("S3 endpoint {url}"),
                     None => format!("AWS S3 ({region})"),
                 };
-                let mut origin = Self::from_s3(s3s_aws::Proxy::from(client), metrics, description);
+                let mut origin =
+                    Self::from_s3(s3s_aws::Proxy::from(client), metrics, description).with_hedging(*hedge_after);
                 origin.read_timeout = Some(*first_byte_timeout);
                 origin.forwarder = Some(Arc::new(forwarder));
                 Ok(origin)
@@ -121,6 +125,7 @@ impl Origin {
             metrics,
             description,
             read_timeout: None,
+            hedging: Arc::new(hedge::Hedging::new(HedgeAfter::Off)),
         }
     }
 
@@ -129,6 +134,13 @@ impl Origin {
     #[must_use]
     pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
         self.forwarder = Some(Arc::new(forwarder));
+        self
+    }
+
+    /// The same origin, hedging the cache's reads as `after` says.
+    #[must_use]
+    pub fn with_hedging(mut self, after: HedgeAfter) -> Self {
+        self.hedging = Arc::new(hedge::Hedging::new(after));
         self
     }
 
@@ -203,6 +215,47 @@ impl Origin {
                 ))
             }
         }
+    }
+}
+
+impl Origin {
+    /// [`Origin::call_read`] of an idempotent read, hedged ([`hedge`]): `make` builds the
+    /// request; when the first has not answered within the hedging delay and the budget
+    /// allows, a second races it, the first answer wins and the other is dropped (cancelled).
+    ///
+    /// # Errors
+    /// The winning request's error.
+    pub async fn call_read_hedged<T, F>(&self, operation: &'static str, make: impl Fn() -> F) -> S3Result<T>
+    where
+        F: Future<Output = S3Result<T>>,
+    {
+        let Some(delay) = self.hedging.delay() else {
+            return self.call_read(operation, make()).await;
+        };
+        let started = Instant::now();
+        let first = self.call_read(operation, make());
+        tokio::pin!(first);
+        let result = tokio::select! {
+            result = &mut first => result,
+            () = tokio::time::sleep(delay) => {
+                if !self.hedging.take() {
+                    first.await
+                } else {
+                    self.metrics.hedge("sent");
+                    let second = self.call_read(operation, make());
+                    tokio::pin!(second);
+                    tokio::select! {
+                        result = &mut first => result,
+                        result = &mut second => {
+                            self.metrics.hedge("won");
+                            result
+                        }
+                    }
+                }
+            }
+        };
+        self.hedging.record(started.elapsed());
+        result
     }
 }
 

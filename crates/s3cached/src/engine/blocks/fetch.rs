@@ -139,7 +139,9 @@ impl Engine {
             .map_err(|e| BlockError::Body(e.to_string()))?;
         let resp = self
             .origin
-            .call_read("GetObject", self.origin.s3().get_object(origin::request(input)))
+            .call_read_hedged("GetObject", || {
+                self.origin.s3().get_object(origin::request(input.clone()))
+            })
             .await
             .map_err(|e| {
                 // Not the cached version any more: changed (412) or gone.
