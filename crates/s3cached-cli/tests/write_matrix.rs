@@ -164,7 +164,9 @@ async fn disconnects_mid_upload_and_a_1_gib_upload_leave_memory_flat() {
     let started = Instant::now();
     let seaweed = shared();
     let bucket = seaweed.new_bucket("wm-stream").await;
-    let proxy = start_proxy(seaweed, &[]);
+    // The GET after the upload keeps the blocks it streams, bounded by the block memory;
+    // kept small here, so that buffering the upload or the answer would show in the RSS.
+    let proxy = start_proxy(seaweed, &["--block-memory-capacity", "32MiB"]);
     let work = TempDir::new("write-matrix-stream");
     let envs = [("PROXY_BUCKET", bucket.clone())];
 
