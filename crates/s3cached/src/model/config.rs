@@ -117,7 +117,7 @@ pub struct BlockPolicy {
 }
 
 /// Ranged origin GETs one answer from blocks keeps in flight, by default (BENCHMARKS.md §5b).
-pub const DEFAULT_ORIGIN_PARALLELISM: u64 = 4;
+pub const DEFAULT_ORIGIN_PARALLELISM: u64 = 8;
 
 /// How long a block is kept at most, by default: a day.
 pub const DEFAULT_BLOCK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
