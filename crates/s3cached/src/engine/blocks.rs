@@ -44,6 +44,7 @@ use crate::model::key::CacheKey;
 use crate::origin;
 
 mod fetch;
+mod head_start;
 mod keep;
 
 /// Why a block could not be had.

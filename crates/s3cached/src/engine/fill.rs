@@ -87,12 +87,17 @@ impl Engine {
     /// Joins or starts the single-flight fill of `key` for a ranged GET or a HEAD that missed:
     /// the origin is asked for the object's metadata first, and a small object is then read
     /// whole, while a large one is cached as metadata whose bytes are read as blocks.
+    ///
+    /// `wanted` is the range a ranged GET asks for (`first..end`, `end` exclusive, `None`
+    /// for an open end): the aligned blocks it starts in are asked for at the same time as
+    /// the metadata, so the range's first bytes do not wait for a second round trip.
     pub(super) fn start_fill_by_head(
         self: &Arc<Self>,
         key: &CacheKey,
         token: FillToken,
+        wanted: Option<(u64, Option<u64>)>,
     ) -> (Flight<FillOutcome>, bool) {
-        self.join_fill(key, move |engine, key| engine.fill_by_head(key, token))
+        self.join_fill(key, move |engine, key| engine.fill_by_head(key, token, wanted))
     }
 
     /// Joins the fill of `key` in flight, or starts `fill` as its own task.
@@ -120,8 +125,15 @@ impl Engine {
         meta.size > self.max_object_size() && self.blocks.takes(meta.size) && meta.e_tag.is_some()
     }
 
-    async fn fill_by_head(self: Arc<Self>, key: CacheKey, token: FillToken) -> FillOutcome {
+    async fn fill_by_head(
+        self: Arc<Self>,
+        key: CacheKey,
+        token: FillToken,
+        wanted: Option<(u64, Option<u64>)>,
+    ) -> FillOutcome {
         let snapshot = self.guard.snapshot();
+        // The blocks the range starts in, fetched while the HEAD is out.
+        let head_start = wanted.and_then(|(first, end)| self.start_head_start(&key, first, end));
         let input = match HeadObjectInput::builder()
             .bucket(key.bucket().to_owned())
             .key(key.key().to_owned())
@@ -146,12 +158,25 @@ impl Engine {
         };
         let meta = ObjectMeta::from_head_output(&output);
         let cacheable = output.content_length.is_some() && output.sse_customer_algorithm.is_none();
+        let head_start = match head_start {
+            Some(task) => task.await.ok().flatten().filter(|got| got.is_of(&meta)),
+            None => None,
+        };
         if cacheable && meta.size <= self.max_object_size() {
+            // A small object the head start read whole needs no second GET.
+            if let Some(bytes) = head_start.and_then(|got| got.whole(meta.size)) {
+                let entry = Arc::new(Entry::new(meta, bytes));
+                self.store(key, Arc::clone(&entry), snapshot, token).await;
+                return FillOutcome::Cached(entry);
+            }
             return self.fill(key, token, None).await;
         }
         if cacheable && self.caches_as_blocks(&meta) {
             let entry = Arc::new(Entry::in_blocks(meta));
-            self.store(key, Arc::clone(&entry), snapshot, token).await;
+            self.store(key.clone(), Arc::clone(&entry), snapshot, token).await;
+            if let Some(got) = head_start {
+                self.keep_head_start(&key, &entry, got).await;
+            }
             return FillOutcome::Cached(entry);
         }
         self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });

@@ -1,7 +1,8 @@
-//! Reads from blocks keep `--origin-parallelism` ranged origin GETs in flight while their
-//! blocks come from the origin. The origin below answers each ranged GET after a pause, and
-//! records how many were in flight at once; time is paused, so the count does not depend on
-//! the machine's speed.
+//! Cold reads overlap their origin requests: reads from blocks keep `--origin-parallelism`
+//! ranged GETs in flight while their blocks come from the origin, and a ranged miss of an
+//! uncached object sends its HEAD and its first GET at once. The origin below answers every
+//! request after a pause and records how many ranged GETs were in flight at once; time is
+//! paused, so the counts and durations do not depend on the machine's speed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,25 @@ use crate::tier::memory::MemoryTier;
 
 const SIZE: usize = 64 << 20;
 
-/// One object; ranged GETs take 50 ms each, counted while in flight.
+/// Objects `big` (`SIZE` bytes) and `small` (300 KiB); every request takes 50 ms, ranged
+/// GETs are counted while in flight.
 struct SlowOrigin {
     body: Bytes,
     active: AtomicUsize,
     most: Mutex<usize>,
+    gets: AtomicUsize,
+}
+
+const SMALL: usize = 300 << 10;
+
+impl SlowOrigin {
+    fn body_of(&self, key: &str) -> Bytes {
+        if key == "small" {
+            self.body.slice(..SMALL)
+        } else {
+            self.body.clone()
+        }
+    }
 }
 
 fn last_modified() -> Timestamp {
@@ -37,9 +52,10 @@ struct Shared(Arc<SlowOrigin>);
 
 #[async_trait::async_trait]
 impl S3 for Shared {
-    async fn head_object(&self, _req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(SIZE as i64),
+            content_length: Some(self.0.body_of(&req.input.key).len() as i64),
             e_tag: Some(ETag::Strong("v1".to_owned())),
             last_modified: Some(last_modified()),
             ..HeadObjectOutput::default()
@@ -54,6 +70,7 @@ impl S3 for Shared {
         else {
             panic!("only ranged GETs are expected");
         };
+        self.0.gets.fetch_add(1, Ordering::SeqCst);
         let now = self.0.active.fetch_add(1, Ordering::SeqCst) + 1;
         {
             let mut most = self.0.most.lock().unwrap();
@@ -61,11 +78,16 @@ impl S3 for Shared {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.0.active.fetch_sub(1, Ordering::SeqCst);
-        let (start, end) = (usize::try_from(first).unwrap(), usize::try_from(last).unwrap() + 1);
-        let part = self.0.body.slice(start..end);
+        let body = self.0.body_of(&req.input.key);
+        let size = body.len();
+        let (start, end) = (
+            usize::try_from(first).unwrap(),
+            (usize::try_from(last).unwrap() + 1).min(size),
+        );
+        let part = body.slice(start..end);
         Ok(S3Response::new(GetObjectOutput {
             content_length: Some(part.len() as i64),
-            content_range: Some(format!("bytes {first}-{last}/{SIZE}")),
+            content_range: Some(format!("bytes {first}-{}/{size}", end - 1)),
             e_tag: Some(ETag::Strong("v1".to_owned())),
             last_modified: Some(last_modified()),
             body: Some(StreamingBlob::from(s3s::Body::from(part))),
@@ -74,14 +96,13 @@ impl S3 for Shared {
     }
 }
 
-/// The most ranged GETs in flight at once during one whole GET of an object whose metadata
-/// is cached and none of its blocks.
-async fn most_in_flight(parallelism: u64) -> usize {
+fn engine(parallelism: u64) -> (Arc<Engine>, Arc<SlowOrigin>) {
     let body: Bytes = (0..SIZE).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     let origin = Arc::new(SlowOrigin {
-        body: body.clone(),
+        body,
         active: AtomicUsize::new(0),
         most: Mutex::new(0),
+        gets: AtomicUsize::new(0),
     });
     let metrics = Arc::new(Metrics::new());
     let tier = MemoryTier::new(64 << 20, EvictionPolicy::Lru, None).with_block_capacity(256 << 20);
@@ -101,25 +122,71 @@ async fn most_in_flight(parallelism: u64) -> usize {
         metrics,
         policy,
     );
+    (engine, origin)
+}
+
+/// The bytes of a GET of `key` (`range`: `bytes=…`), and how long it took.
+async fn get(engine: &Arc<Engine>, key: &str, range: Option<(u64, u64)>) -> (Vec<u8>, Duration) {
+    let started = tokio::time::Instant::now();
+    let get = GetObjectInput::builder()
+        .bucket("bkt".to_owned())
+        .key(key.to_owned())
+        .range(range.map(|(first, last)| s3s::dto::Range::Int {
+            first,
+            last: Some(last),
+        }))
+        .build()
+        .unwrap();
+    let resp = engine.get_object(request(get)).await.unwrap();
+    let mut stream = resp.output.body.unwrap();
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    (read, started.elapsed())
+}
+
+/// The most ranged GETs in flight at once during one whole GET of an object whose metadata
+/// is cached and none of its blocks.
+async fn most_in_flight(parallelism: u64) -> usize {
+    let (engine, origin) = engine(parallelism);
     let head = HeadObjectInput::builder()
         .bucket("bkt".to_owned())
         .key("big".to_owned())
         .build()
         .unwrap();
     engine.head_object(request(head)).await.unwrap();
-    let get = GetObjectInput::builder()
-        .bucket("bkt".to_owned())
-        .key("big".to_owned())
-        .build()
-        .unwrap();
-    let resp = engine.get_object(request(get)).await.unwrap();
-    let mut stream = resp.output.body.unwrap();
-    let mut read = Vec::with_capacity(SIZE);
-    while let Some(chunk) = stream.next().await {
-        read.extend_from_slice(&chunk.unwrap());
-    }
-    assert!(read == body, "the bytes differ");
+    let (read, _) = get(&engine, "big", None).await;
+    assert!(read == origin.body, "the bytes differ");
     *origin.most.lock().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cold_range_asks_for_its_metadata_and_its_first_blocks_at_once() {
+    let (engine, origin) = engine(8);
+    // A range of a large object: HEAD and block GET overlap (50 ms, not 100), and the blocks
+    // the head start read are the ones answered (no second GET).
+    let (read, took) = get(&engine, "big", Some((5_000_000, 5_065_535))).await;
+    assert!(read[..] == origin.body[5_000_000..5_065_536], "range bytes differ");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    assert_eq!(origin.gets.load(Ordering::SeqCst), 1);
+    // Again: a hit, no origin request.
+    let (again, took) = get(&engine, "big", Some((5_000_000, 5_065_535))).await;
+    assert!(again == read && took < Duration::from_millis(50), "took {took:?}");
+    assert_eq!(origin.gets.load(Ordering::SeqCst), 1);
+
+    // A small object the head start read whole: its entry, without a second GET.
+    let (read, took) = get(&engine, "small", Some((1000, 1999))).await;
+    assert!(read[..] == origin.body[1000..2000], "small range bytes differ");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    assert_eq!(origin.gets.load(Ordering::SeqCst), 2);
+    let (whole, _) = get(&engine, "small", None).await;
+    assert!(whole[..] == origin.body[..SMALL], "small object differs");
+    assert_eq!(
+        origin.gets.load(Ordering::SeqCst),
+        2,
+        "the whole small object was cached"
+    );
 }
 
 #[tokio::test(start_paused = true)]

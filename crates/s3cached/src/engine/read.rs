@@ -227,7 +227,11 @@ impl Engine {
         // A range of an uncached object: its metadata first, then the whole object when it
         // is small, or the blocks the range needs when it is large.
         let (flight, leader) = if lookup.entry.is_none() && request.range.is_some() {
-            self.start_fill_by_head(&key, lookup.token)
+            let wanted = match request.range {
+                Some(s3s::dto::Range::Int { first, last }) => Some((first, last.map(|l| l.saturating_add(1)))),
+                _ => None,
+            };
+            self.start_fill_by_head(&key, lookup.token, wanted)
         } else {
             self.start_fill(&key, lookup.token, validator)
         };
@@ -296,7 +300,7 @@ impl Engine {
             // HEAD does not revalidate: a stale entry is refreshed by the next GET.
             Some(_) => return self.origin_head(req, MISS).await,
             // A miss fills the object (whole when small, its metadata when large).
-            None => match self.start_fill_by_head(&key, lookup.token).0.await {
+            None => match self.start_fill_by_head(&key, lookup.token, None).0.await {
                 FillOutcome::Cached(entry) => (entry, MISS),
                 FillOutcome::Failed(failure) => return Err(failure.to_error()),
                 FillOutcome::Stream(_) => return self.origin_head(req, MISS).await,
