@@ -7,8 +7,8 @@
 use std::cmp::Ordering;
 
 use libfuzzer_sys::fuzz_target;
-use s3cached::process::events::parse::{parse, sequencer_cmp};
 use s3cached::model::key::CacheKey;
+use s3cached::process::events::parse::{parse, sequencer_cmp};
 
 fuzz_target!(|data: &[u8]| {
     // The webhook refuses a body that is not UTF-8; an SQS body is a string.

@@ -1,6 +1,8 @@
 //! `Range` headers as s3s parses them (`s3s::dto::Range::parse`) and as the cache applies
 //! them to an object (`range::resolve`, `range::content_range`) and to its blocks
-//! (`block::Layout`: the parts of the blocks a span touches add up to exactly the span).
+//! (`block::Layout`: the parts of the blocks a span touches add up to exactly the span), and
+//! an origin's `Content-Range` as the cache reads it (`range::parse_content_range`: any text
+//! parses or is refused, and what it parsed reads back the same once written).
 //! Input: the object size (8 bytes, little-endian, small sizes made likely), the block size
 //! (2 bytes) and the header value.
 
@@ -8,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use s3cached::model::block::Layout;
-use s3cached::model::range::{content_range, resolve};
+use s3cached::model::range::{content_range, parse_content_range, resolve};
 use s3s::dto::Range;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +27,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(header) = std::str::from_utf8(header) else {
         return;
     };
+    if let Some((first, last, total)) = parse_content_range(header) {
+        if let Some(end) = last.checked_add(1) {
+            let written = content_range(&(first..end), total);
+            assert_eq!(parse_content_range(&written), Some((first, last, total)), "{header:?}");
+        }
+    }
     let Ok(range) = Range::parse(header) else {
         return;
     };
@@ -34,14 +42,23 @@ fuzz_target!(|data: &[u8]| {
                 span.start < span.end && span.end <= size,
                 "{header:?} of {size}: {span:?}"
             );
-            let _ = content_range(&span, size);
+            let written = content_range(&span, size);
+            assert_eq!(
+                parse_content_range(&written),
+                Some((span.start, span.end - 1, size)),
+                "{written}"
+            );
             let layout = Layout::new(size, block_size);
             let blocks = layout.blocks_of(&span);
             assert!(blocks.end <= layout.count(), "{span:?} in {layout:?}");
             // Huge objects: check the ends only, not every block between them.
             let mut covered = 0u64;
             let ends = [blocks.start, blocks.end - 1];
-            let indexes: Vec<u64> = if blocks.end - blocks.start <= 4096 { blocks.clone().collect() } else { ends.to_vec() };
+            let indexes: Vec<u64> = if blocks.end - blocks.start <= 4096 {
+                blocks.clone().collect()
+            } else {
+                ends.to_vec()
+            };
             for index in &indexes {
                 let part = layout.part_in(*index, &span);
                 let block = layout.bytes_of(*index);

@@ -41,9 +41,39 @@ pub fn content_range(span: &ops::Range<u64>, size: u64) -> String {
     format!("bytes {}-{}/{}", span.start, span.end.saturating_sub(1), size)
 }
 
+/// The span and size of an origin's `Content-Range` value `bytes first-last/size` (`None`
+/// for anything else, `bytes */size` included).
+#[must_use]
+pub fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.strip_prefix("bytes ")?;
+    let (span, size) = rest.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?, size.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_ranges_parse_or_are_refused() {
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, 100)));
+        assert_eq!(
+            parse_content_range(&content_range(&(1_048_576..2_097_152), 5_000_000)),
+            Some((1_048_576, 2_097_151, 5_000_000))
+        );
+        for bad in [
+            "",
+            "bytes */100",
+            "bytes 0-9",
+            "items 0-9/100",
+            "bytes a-9/100",
+            "bytes 0-9/-1",
+            "bytes 0-9/1 ",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
+        }
+    }
 
     fn int(first: u64, last: Option<u64>) -> Range {
         Range::Int { first, last }

@@ -20,6 +20,7 @@ use crate::engine::body;
 use crate::engine::budget::Held;
 use crate::model::entry::{Entry, ObjectMeta};
 use crate::model::key::CacheKey;
+use crate::model::range::parse_content_range;
 use crate::origin;
 
 /// What the head start's GET brought: `bytes` from `offset` of an object of `size` bytes.
@@ -41,14 +42,6 @@ impl HeadStart {
     pub(in crate::engine) fn whole(self, size: u64) -> Option<Bytes> {
         (self.offset == 0 && self.bytes.len() as u64 == size).then_some(self.bytes)
     }
-}
-
-/// `bytes first-last/size` of a Content-Range header.
-fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
-    let rest = value.strip_prefix("bytes ")?;
-    let (span, size) = rest.split_once('/')?;
-    let (first, last) = span.split_once('-')?;
-    Some((first.parse().ok()?, last.parse().ok()?, size.parse().ok()?))
 }
 
 impl Engine {
@@ -145,30 +138,6 @@ impl Engine {
             {
                 self.metrics.tier_error(self.tier.name());
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_content_range;
-
-    #[test]
-    fn content_ranges_parse_or_are_refused() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, 100)));
-        assert_eq!(
-            parse_content_range("bytes 1048576-2097151/5000000"),
-            Some((1_048_576, 2_097_151, 5_000_000))
-        );
-        for bad in [
-            "",
-            "bytes */100",
-            "bytes 0-9",
-            "items 0-9/100",
-            "bytes a-9/100",
-            "bytes 0-9/-1",
-        ] {
-            assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
     }
 }
