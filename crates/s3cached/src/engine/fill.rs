@@ -156,12 +156,16 @@ impl Engine {
             Ok(resp) => resp.output,
             Err(e) => return self.fill_failed(key, token, snapshot, None, &e).await,
         };
-        let meta = ObjectMeta::from_head_output(&output);
+        let mut meta = ObjectMeta::from_head_output(&output);
         let cacheable = output.content_length.is_some() && output.sse_customer_algorithm.is_none();
         let head_start = match head_start {
             Some(task) => task.await.ok().flatten().filter(|got| got.is_of(&meta)),
             None => None,
         };
+        if let Some(got) = &head_start {
+            // The entry answers GETs too, which report the tag count a HEAD leaves out.
+            meta.tag_count = got.tag_count();
+        }
         if cacheable && meta.size <= self.max_object_size() {
             // A small object the head start read whole needs no second GET.
             if let Some(bytes) = head_start.and_then(|got| got.whole(meta.size)) {

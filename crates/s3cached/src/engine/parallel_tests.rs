@@ -88,6 +88,8 @@ impl S3 for Shared {
         Ok(S3Response::new(GetObjectOutput {
             content_length: Some(part.len() as i64),
             content_range: Some(format!("bytes {first}-{}/{size}", end - 1)),
+            // GETs report the tag count, HEADs do not.
+            tag_count: Some(3),
             e_tag: Some(ETag::Strong("v1".to_owned())),
             last_modified: Some(last_modified()),
             body: Some(StreamingBlob::from(s3s::Body::from(part))),
@@ -182,6 +184,14 @@ async fn a_cold_range_asks_for_its_metadata_and_its_first_blocks_at_once() {
     assert_eq!(origin.gets.load(Ordering::SeqCst), 2);
     let (whole, _) = get(&engine, "small", None).await;
     assert!(whole[..] == origin.body[..SMALL], "small object differs");
+    let input = GetObjectInput::builder()
+        .bucket("bkt".to_owned())
+        .key("small".to_owned())
+        .build()
+        .unwrap();
+    let hit = engine.get_object(request(input)).await.unwrap();
+    let count = hit.headers.get("x-amz-tagging-count").map(|v| v.as_bytes().to_vec());
+    assert_eq!(count.as_deref(), Some(&b"3"[..]), "the entry answers with the GET's tag count");
     assert_eq!(
         origin.gets.load(Ordering::SeqCst),
         2,

@@ -26,6 +26,8 @@ use crate::origin;
 /// What the head start's GET brought: `bytes` from `offset` of an object of `size` bytes.
 pub(in crate::engine) struct HeadStart {
     e_tag: ETag,
+    /// `x-amz-tagging-count`, which a GET reports and a HEAD does not.
+    tag_count: Option<i32>,
     size: u64,
     offset: u64,
     bytes: Bytes,
@@ -36,6 +38,11 @@ impl HeadStart {
     /// Whether these bytes are of the object the HEAD described.
     pub(in crate::engine) fn is_of(&self, meta: &ObjectMeta) -> bool {
         meta.e_tag.as_ref() == Some(&self.e_tag) && meta.size == self.size
+    }
+
+    /// The object's tag count as the GET reported it.
+    pub(in crate::engine) fn tag_count(&self) -> Option<i32> {
+        self.tag_count
     }
 
     /// The whole object, when these bytes are all of it.
@@ -104,6 +111,7 @@ impl Engine {
         self.metrics.block_origin_fetch(blocks);
         Some(HeadStart {
             e_tag,
+            tag_count: output.tag_count,
             size,
             offset: first,
             bytes,
