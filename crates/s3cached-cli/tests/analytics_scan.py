@@ -1,6 +1,8 @@
-"""DuckDB (httpfs) and pyarrow scan a multi-file Parquet dataset through s3cached, twice.
+"""Polars, DuckDB (httpfs) and pyarrow scan a multi-file Parquet dataset through s3cached, twice.
 
-The dataset is written straight to the origin. Each engine scans it through s3cached, then
+The dataset is written straight to the origin. Polars scans it first, with the cache cold
+(Polars reads through the Rust `object_store` crate, many column-chunk ranges at once). Each
+engine scans it through s3cached, then
 scans it again with a fresh connection (so nothing is answered from the engine's own cache):
 the second round must make no origin GetObject (per s3cached's metrics) and give the same
 results, which must also equal a scan of the origin itself. Prints `ALL OK` at the end.
@@ -14,6 +16,7 @@ import urllib.request
 
 import boto3
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -103,6 +106,30 @@ def pyarrow_scan(endpoint, keys):
     )
 
 
+def polars_scan(endpoint, keys):
+    options = {
+        "aws_access_key_id": keys[0],
+        "aws_secret_access_key": keys[1],
+        "aws_endpoint_url": endpoint,
+        "aws_region": "us-east-1",
+        "aws_allow_http": "true",
+        "aws_virtual_hosted_style_request": "false",
+    }
+    frame = (
+        pl.scan_parquet(f"s3://{BUCKET}/data/*.parquet", storage_options=options)
+        .select(
+            pl.len().alias("n"),
+            pl.col("a").sum(),
+            pl.col("b").sum(),
+            pl.col("s").min().alias("smin"),
+            pl.col("s").max().alias("smax"),
+        )
+        .collect()
+    )
+    row = frame.row(0)
+    return (row[0], row[1], round(row[2], 3), row[3], row[4])
+
+
 def timed(what, scan, *args):
     started = time.monotonic()
     result = scan(*args)
@@ -113,8 +140,15 @@ def timed(what, scan, *args):
 write_dataset()
 want_duck = timed("duckdb, origin", duckdb_scan, ORIGIN, ORIGIN_KEYS)
 want_arrow = timed("pyarrow, origin", pyarrow_scan, ORIGIN, ORIGIN_KEYS)
-print("origin:", want_duck, want_arrow)
+want_polars = timed("polars, origin", polars_scan, ORIGIN, ORIGIN_KEYS)
+print("origin:", want_duck, want_arrow, want_polars)
+if want_polars != want_arrow:
+    fail(f"polars and pyarrow disagree at the origin: {want_polars} {want_arrow}")
 
+# Polars first: the cold scan.
+first_polars = timed("polars, s3cached, first (cold)", polars_scan, PROXY, CLIENT)
+if first_polars != want_polars:
+    fail(f"the cold polars scan differs from the origin: {first_polars}")
 first_duck = timed("duckdb, s3cached, first", duckdb_scan, PROXY, CLIENT)
 first_arrow = timed("pyarrow, s3cached, first", pyarrow_scan, PROXY, CLIENT)
 if first_duck != want_duck or first_arrow != want_arrow:
@@ -123,9 +157,10 @@ if first_duck != want_duck or first_arrow != want_arrow:
 before_origin, before_client = origin_gets(), client_gets()
 second_duck = timed("duckdb, s3cached, second", duckdb_scan, PROXY, CLIENT)
 second_arrow = timed("pyarrow, s3cached, second", pyarrow_scan, PROXY, CLIENT)
+second_polars = timed("polars, s3cached, second", polars_scan, PROXY, CLIENT)
 after_origin, after_client = origin_gets(), client_gets()
-if second_duck != want_duck or second_arrow != want_arrow:
-    fail(f"second round differs from the origin: {second_duck} {second_arrow}")
+if second_duck != want_duck or second_arrow != want_arrow or second_polars != want_polars:
+    fail(f"second round differs from the origin: {second_duck} {second_arrow} {second_polars}")
 if after_client <= before_client:
     fail("the second round sent no GetObject to s3cached: it proves nothing")
 if after_origin != before_origin:

@@ -2,7 +2,7 @@
 //! a 64 MiB object compared byte for byte with the origin's answers (block edges, suffix
 //! ranges, the last partial block, an empty object, 416), a second pass with no origin
 //! GetObject, an object overwritten while a client streams it, and the aws cli's multipart
-//! download of a 100 MiB object twice, and DuckDB and pyarrow scanning a Parquet dataset twice
+//! download of a 100 MiB object twice, and Polars (cold first), DuckDB and pyarrow scanning a Parquet dataset twice
 //! (`analytics_scan.py`).
 
 mod support;
@@ -270,7 +270,7 @@ async fn aws_cli_downloads_a_100_mib_object_twice_and_the_second_reads_no_origin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duckdb_and_pyarrow_scan_parquet_twice_and_the_second_scan_reads_no_origin_bytes() {
+async fn polars_duckdb_and_pyarrow_scan_parquet_twice_and_the_second_scan_reads_no_origin_bytes() {
     let seaweed = shared();
     let bucket = seaweed.new_bucket("blocks-parquet").await;
     let proxy = start_proxy(seaweed, &[]);

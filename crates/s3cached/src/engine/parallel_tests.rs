@@ -191,7 +191,11 @@ async fn a_cold_range_asks_for_its_metadata_and_its_first_blocks_at_once() {
         .unwrap();
     let hit = engine.get_object(request(input)).await.unwrap();
     let count = hit.headers.get("x-amz-tagging-count").map(|v| v.as_bytes().to_vec());
-    assert_eq!(count.as_deref(), Some(&b"3"[..]), "the entry answers with the GET's tag count");
+    assert_eq!(
+        count.as_deref(),
+        Some(&b"3"[..]),
+        "the entry answers with the GET's tag count"
+    );
     assert_eq!(
         origin.gets.load(Ordering::SeqCst),
         2,
