@@ -78,17 +78,21 @@ async fn read(engine: &Arc<Engine>, key: &str) -> Duration {
     started.elapsed()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_read_is_hedged_the_loser_cancelled_and_the_budget_holds() {
+fn engine(hedge: HedgeAfter) -> (Arc<Engine>, Arc<Origin2>) {
     let origin = Arc::new(Origin2::default());
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
-        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "slow".to_owned())
-            .with_hedging(HedgeAfter::After(Duration::from_millis(50))),
+        Origin::from_s3(Shared(Arc::clone(&origin)), Arc::clone(&metrics), "slow".to_owned()).with_hedging(hedge),
         Arc::new(MemoryTier::new(64 << 20, EvictionPolicy::Lru, None)) as Arc<dyn CacheTier>,
         metrics,
         CachePolicy::default(),
     );
+    (engine, origin)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_read_is_hedged_the_loser_cancelled_and_the_budget_holds() {
+    let (engine, origin) = engine(HedgeAfter::After(Duration::from_millis(50)));
     // Forty fast reads earn two hedges; none of them needs one.
     for i in 0..40 {
         assert!(read(&engine, &format!("fast-{i}")).await < Duration::from_millis(50));
@@ -110,4 +114,18 @@ async fn a_slow_read_is_hedged_the_loser_cancelled_and_the_budget_holds() {
     let took = read(&engine, "slow-3").await;
     assert!(took >= Duration::from_secs(10), "slow-3 took {took:?}");
     assert_eq!(origin.calls.lock().unwrap()["slow-3"], 1, "not hedged");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_percentile_delay_learns_from_unhedged_reads_then_hedges() {
+    let (engine, origin) = engine(HedgeAfter::Percentile(95));
+    // Until enough answers were seen, nothing is hedged: the first reads teach the delay
+    // (10 ms, every fast read's time).
+    for i in 0..60 {
+        read(&engine, &format!("fast-{i}")).await;
+    }
+    let took = read(&engine, "slow-1").await;
+    assert!(took < Duration::from_millis(100), "slow-1 took {took:?}");
+    assert_eq!(origin.calls.lock().unwrap()["slow-1"], 2, "hedged after the p95");
+    assert_eq!(origin.cancelled.load(Ordering::SeqCst), 1);
 }

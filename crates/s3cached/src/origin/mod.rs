@@ -229,13 +229,19 @@ impl Origin {
     where
         F: Future<Output = S3Result<T>>,
     {
+        // Tokio's clock, which the hedge's sleep runs on too (and which tests can pause).
+        let started = tokio::time::Instant::now();
         let Some(delay) = self.hedging.delay() else {
-            return self.call_read(operation, make()).await;
+            // Unhedged reads still teach a percentile delay what the origin's answers take.
+            let result = self.call_read(operation, make()).await;
+            self.hedging.record(started.elapsed());
+            return result;
         };
-        let started = Instant::now();
         let first = self.call_read(operation, make());
         tokio::pin!(first);
         let result = tokio::select! {
+            // An answer ready when the delay runs out wins: no hedge for it.
+            biased;
             result = &mut first => result,
             () = tokio::time::sleep(delay) => {
                 if !self.hedging.take() {
@@ -245,6 +251,7 @@ impl Origin {
                     let second = self.call_read(operation, make());
                     tokio::pin!(second);
                     tokio::select! {
+                        biased;
                         result = &mut first => result,
                         result = &mut second => {
                             self.metrics.hedge("won");
