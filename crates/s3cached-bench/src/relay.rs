@@ -44,6 +44,11 @@ pub struct Shaping {
     pub bytes_per_sec: Option<u64>,
     /// Seed of the jitter draws (relays with one seed draw the same delays).
     pub seed: u64,
+    /// Round trips, per thousand, that get [`Shaping::tail_delay`] on top: a slow tail, as
+    /// S3's p99 is many times its median.
+    pub tail_per_mille: u32,
+    /// The extra delay of the slow tail.
+    pub tail_delay: Duration,
 }
 
 impl Shaping {
@@ -67,6 +72,17 @@ impl Shaping {
     /// `seed`.
     pub fn with_jitter(self, jitter: Duration, seed: u64) -> Self {
         Self { jitter, seed, ..self }
+    }
+
+    /// The same, with `per_mille` of the round trips (drawn from a generator seeded with
+    /// `seed`) delayed by `extra` more.
+    pub fn with_tail(self, per_mille: u32, extra: Duration, seed: u64) -> Self {
+        Self {
+            tail_per_mille: per_mille.min(1000),
+            tail_delay: extra,
+            seed,
+            ..self
+        }
     }
 }
 
@@ -202,14 +218,21 @@ async fn sleep_until_precise(due: Instant) {
     }
 }
 
-/// `latency` plus a uniform offset in `[-jitter, +jitter]`.
+/// `latency` plus a uniform offset in `[-jitter, +jitter]`, plus the tail's delay for the
+/// share of round trips drawn for it.
 fn delay(shaping: Shaping, rng: &mut SplitMix) -> Duration {
-    if shaping.jitter.is_zero() {
-        return shaping.latency;
+    let base = if shaping.jitter.is_zero() {
+        shaping.latency
+    } else {
+        let j = shaping.jitter.as_secs_f64();
+        let offset = (rng.next_f64() * 2.0 - 1.0) * j;
+        Duration::from_secs_f64((shaping.latency.as_secs_f64() + offset).max(0.0))
+    };
+    if shaping.tail_per_mille > 0 && rng.next_f64() * 1000.0 < f64::from(shaping.tail_per_mille) {
+        base + shaping.tail_delay
+    } else {
+        base
     }
-    let j = shaping.jitter.as_secs_f64();
-    let offset = (rng.next_f64() * 2.0 - 1.0) * j;
-    Duration::from_secs_f64((shaping.latency.as_secs_f64() + offset).max(0.0))
 }
 
 #[cfg(test)]
@@ -242,6 +265,16 @@ mod tests {
             let d = delay(s, &mut rng);
             assert!(d >= Duration::from_millis(12) && d <= Duration::from_millis(16));
         }
+    }
+
+    #[test]
+    fn the_tail_delays_its_share_of_round_trips() {
+        let s = Shaping::latency(Duration::from_millis(14)).with_tail(10, Duration::from_millis(200), 3);
+        let mut rng = SplitMix::new(3);
+        let slow = (0..100_000)
+            .filter(|_| delay(s, &mut rng) == Duration::from_millis(214))
+            .count();
+        assert!((800..1200).contains(&slow), "{slow} of 100000 in the tail");
     }
 
     #[tokio::test]

@@ -7,7 +7,9 @@
 //! - a whole GET, first (cold) and second (a hit);
 //! - a whole GET of an object whose metadata is cached but none of its blocks (a HEAD first),
 //!   the path `--origin-parallelism` speeds up, for several values of it;
-//! - one 64 KiB range of a cold object: time to first byte and to the whole answer.
+//! - one 64 KiB range of a cold object: time to first byte and to the whole answer;
+//! - misses of small objects against a relay that delays 1 % of round trips by 200 ms more,
+//!   with `--hedge-after` off and on: their p50 and p99, and the origin requests they made.
 //!
 //! Run with `bench/cold-reads.sh` (it installs SeaweedFS and builds in release mode). Under
 //! `cargo test` this target does nothing.
@@ -177,21 +179,80 @@ async fn scenario(name: &str, shaping: Shaping, size: usize, rows: &mut Vec<Row>
     }
 }
 
+/// Misses of `count` small objects, one at a time, against a relay with a slow tail: p50 and
+/// p99 in seconds, and origin GETs per miss, for each `--hedge-after` value.
+async fn hedging(count: usize, rows: &mut Vec<Row>) {
+    let seaweed = shared();
+    let shaping = Shaping::latency(LATENCY).with_tail(10, Duration::from_millis(200), 11);
+    let relay = Relay::start(
+        format!("127.0.0.1:{}", seaweed.s3_port()).parse().expect("addr"),
+        shaping,
+    )
+    .await
+    .expect("relay");
+    let bucket = seaweed.new_bucket("hedge").await;
+    let body = random_bytes(4096);
+    for i in 0..count * 2 {
+        seaweed.put_object(&bucket, &format!("small-{i}"), body.clone()).await;
+    }
+    let mut base_p99 = None;
+    for (n, hedge) in ["off", "30ms"].into_iter().enumerate() {
+        let p = proxy(&relay, &["--hedge-after", hedge]);
+        let c = p.client(CLIENT_KEY, CLIENT_SECRET);
+        let mut times = Vec::with_capacity(count);
+        for i in 0..count {
+            times.push(
+                timed_get(&c, &bucket, &format!("small-{}", n * count + i), None)
+                    .await
+                    .1,
+            );
+        }
+        times.sort_by(f64::total_cmp);
+        let (p50, p99) = (times[count / 2], times[count * 99 / 100]);
+        let gets = p
+            .metric_value(r#"s3cached_origin_requests_total{operation="GetObject"}"#)
+            .await;
+        let sent = p.metric_value(r#"s3cached_origin_hedges_total{result="sent"}"#).await;
+        let won = p.metric_value(r#"s3cached_origin_hedges_total{result="won"}"#).await;
+        let base = *base_p99.get_or_insert(p99);
+        rows.push(Row {
+            what: format!("{count} misses, 1 % of round trips +200 ms, --hedge-after {hedge}: p50"),
+            seconds: p50,
+            direct: p50,
+        });
+        rows.push(Row {
+            what: format!(
+                "… p99 (against --hedge-after off; hedges sent {sent}, won {won}, origin GETs {gets} for {count} misses)"
+            ),
+            seconds: p99,
+            direct: base,
+        });
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `bench/cold-reads.sh hedging` (or `whole`) runs one part only.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let size = 128usize << 20;
     let mut rows = Vec::new();
-    scenario("14 ms", Shaping::latency(LATENCY), size, &mut rows).await;
-    scenario(
-        "14 ms, 50 MB/s per connection",
-        Shaping::latency(LATENCY).with_bandwidth(50_000_000),
-        size,
-        &mut rows,
-    )
-    .await;
+    if wants("whole") {
+        scenario("14 ms", Shaping::latency(LATENCY), size, &mut rows).await;
+        scenario(
+            "14 ms, 50 MB/s per connection",
+            Shaping::latency(LATENCY).with_bandwidth(50_000_000),
+            size,
+            &mut rows,
+        )
+        .await;
+    }
+    if wants("hedging") {
+        hedging(500, &mut rows).await;
+    }
     println!("\n| read | seconds (median of {ROUNDS}) | speed against direct |");
     println!("|---|---|---|");
     for r in rows {
