@@ -144,6 +144,12 @@ impl Blocks {
         }
     }
 
+    /// True when one read from blocks may keep several ranged origin GETs in flight.
+    #[must_use]
+    pub fn reads_in_parallel(&self) -> bool {
+        self.policy.origin_parallelism > 1
+    }
+
     /// True when an object of `size` bytes is cached as blocks.
     #[must_use]
     pub fn takes(&self, size: u64) -> bool {

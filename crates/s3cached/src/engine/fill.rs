@@ -236,11 +236,17 @@ impl Engine {
             self.metrics.fill(if cacheable { "too_large" } else { "uncacheable" });
             debug!(%key, size = meta.size, cacheable, "streaming object through without caching");
             if cacheable && self.caches_as_blocks(&meta) {
-                // This answer streams through and keeps the blocks it passes: the next reads
-                // of the object come from blocks.
                 let entry = Arc::new(Entry::in_blocks(meta));
                 self.store(key.clone(), Arc::clone(&entry), snapshot, token).await;
                 if let Some(body) = output.body.take() {
+                    if self.blocks.reads_in_parallel() {
+                        // One stream is slower than several ranged GETs (S3 caps each
+                        // connection): this answer gives the first block, and the rest is
+                        // read as blocks, several at once, as it is answered.
+                        self.keep_first_block(&key, &entry, body).await;
+                        return FillOutcome::Cached(entry);
+                    }
+                    // This answer streams through and keeps the blocks it passes.
                     output.body = Some(self.keep_blocks_of(&key, &entry, body));
                 }
             }

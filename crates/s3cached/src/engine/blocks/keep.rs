@@ -1,6 +1,8 @@
-//! Blocks kept from a whole GET that streams through: the first read of an object cached as
-//! blocks fills them (DESIGN.md §4 rule 9), so the second read is a hit instead of a second
-//! pass over the origin.
+//! Blocks kept from the first whole GET of an object cached as blocks (DESIGN.md §4 rule 9),
+//! so the second read is a hit instead of a second pass over the origin. With
+//! `--origin-parallelism` above 1 the GET gives only the first block
+//! ([`Engine::keep_first_block`]) and the answer is made from blocks, read several at once;
+//! with 1, the whole answer streams through and keeps every block it passes:
 //!
 //! The origin's body goes to the client unchanged, chunk by chunk, as it arrives; a copy of
 //! its bytes is cut into the object's aligned blocks, and each block is stored as soon as it is
@@ -60,6 +62,48 @@ impl Engine {
 }
 
 impl Engine {
+    /// Reads the first block of the object `entry` describes from `body` (the origin's
+    /// whole answer), stores it, and drops the rest of the answer. False when the body
+    /// failed or ended early, or the budget had no room (the block is then read later).
+    pub(in crate::engine) async fn keep_first_block(
+        &self,
+        key: &CacheKey,
+        entry: &Entry,
+        mut body: StreamingBlob,
+    ) -> bool {
+        use futures::StreamExt as _;
+        let Some(version) = self.version_of(key, entry) else {
+            return false;
+        };
+        if version.layout.count() == 0 {
+            return false;
+        }
+        let want = version.layout.len_of(0);
+        let Some(_held) = self.in_flight.try_take(want as u64) else {
+            return false;
+        };
+        let mut block = BytesMut::with_capacity(want);
+        while block.len() < want {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let n = (want - block.len()).min(chunk.len());
+                    block.extend_from_slice(&chunk[..n]);
+                }
+                Some(Err(_)) | None => return false,
+            }
+        }
+        let stored = self
+            .tier
+            .put_block(&version.block_key(0), block.freeze(), version.ttl)
+            .await;
+        if stored.is_ok() {
+            self.metrics.block_kept_from_stream();
+        } else {
+            self.metrics.tier_error(self.tier.name());
+        }
+        stored.is_ok()
+    }
+
     /// Waits until every block kept from a streamed answer so far is stored (or failed to
     /// be): a process that exits after reading an object (warm-up) keeps all of it.
     pub async fn blocks_stored(&self) {
