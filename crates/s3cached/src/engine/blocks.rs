@@ -270,6 +270,16 @@ impl Engine {
         Ok(BlocksAnswer::Answer(answer(out, body, headers, cache_status)))
     }
 
+    /// Stores block `key` of `version` for the block TTL; a tier that refuses it is counted
+    /// (the block is read from the origin again when next wanted). True when stored.
+    async fn store_block(&self, version: &Version, key: &BlockKey, bytes: Bytes) -> bool {
+        let stored = self.tier.put_block(key, bytes, version.ttl).await.is_ok();
+        if !stored {
+            self.metrics.tier_error(self.tier.name());
+        }
+        stored
+    }
+
     /// Counts a piece of an answer sent from a block that came from `source`.
     fn count_served(&self, source: &'static str, piece: &Bytes) {
         self.metrics.block_served(source, piece.len() as u64);

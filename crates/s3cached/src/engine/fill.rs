@@ -122,7 +122,7 @@ impl Engine {
     /// cached as blocks: too large to keep whole, within the block limit, and with an ETag to
     /// name its blocks by.
     fn caches_as_blocks(&self, meta: &ObjectMeta) -> bool {
-        meta.size > self.max_object_size() && self.blocks.takes(meta.size) && meta.e_tag.is_some()
+        self.takes_as_blocks(meta.size) && meta.e_tag.is_some()
     }
 
     async fn fill_by_head(

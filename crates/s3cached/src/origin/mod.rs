@@ -231,38 +231,43 @@ impl Origin {
     {
         // Tokio's clock, which the hedge's sleep runs on too (and which tests can pause).
         let started = tokio::time::Instant::now();
-        let Some(delay) = self.hedging.delay() else {
-            // Unhedged reads still teach a percentile delay what the origin's answers take.
-            let result = self.call_read(operation, make()).await;
-            self.hedging.record(started.elapsed());
-            return result;
+        let result = match self.hedging.delay() {
+            Some(delay) => self.race(operation, &make, delay).await,
+            None => self.call_read(operation, make()).await,
         };
-        let first = self.call_read(operation, make());
-        tokio::pin!(first);
-        let result = tokio::select! {
-            // An answer ready when the delay runs out wins: no hedge for it.
-            biased;
-            result = &mut first => result,
-            () = tokio::time::sleep(delay) => {
-                if !self.hedging.take() {
-                    first.await
-                } else {
-                    self.metrics.hedge("sent");
-                    let second = self.call_read(operation, make());
-                    tokio::pin!(second);
-                    tokio::select! {
-                        biased;
-                        result = &mut first => result,
-                        result = &mut second => {
-                            self.metrics.hedge("won");
-                            result
-                        }
-                    }
-                }
-            }
-        };
+        // Unhedged reads too teach a percentile delay what the origin's answers take.
         self.hedging.record(started.elapsed());
         result
+    }
+
+    /// The first read, raced by a second one once `delay` has passed without an answer (when
+    /// the budget allows).
+    async fn race<T, F>(&self, operation: &'static str, make: &impl Fn() -> F, delay: Duration) -> S3Result<T>
+    where
+        F: Future<Output = S3Result<T>>,
+    {
+        let first = self.call_read(operation, make());
+        tokio::pin!(first);
+        tokio::select! {
+            // An answer ready when the delay runs out wins: no hedge for it.
+            biased;
+            result = &mut first => return result,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !self.hedging.take() {
+            return first.await;
+        }
+        self.metrics.hedge("sent");
+        let second = self.call_read(operation, make());
+        tokio::pin!(second);
+        tokio::select! {
+            biased;
+            result = &mut first => result,
+            result = &mut second => {
+                self.metrics.hedge("won");
+                result
+            }
+        }
     }
 }
 

@@ -178,9 +178,7 @@ impl Engine {
                     BytesMut::with_capacity(run.get(slot + 1).map_or(0, |(i, _)| block_len(*i))),
                 )
                 .freeze();
-                if self.tier.put_block(key, done.clone(), version.ttl).await.is_err() {
-                    self.metrics.tier_error(self.tier.name());
-                }
+                self.store_block(version, key, done.clone()).await;
                 if let Some(tx) = senders[slot].take() {
                     let _ = tx.send(Ok((done, "origin")));
                     self.blocks

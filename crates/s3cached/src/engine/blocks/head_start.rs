@@ -138,14 +138,7 @@ impl Engine {
             };
             // A copy of exactly the block's size: a slice would keep the whole read alive.
             let block = Bytes::copy_from_slice(part);
-            if self
-                .tier
-                .put_block(&version.block_key(index), block, version.ttl)
-                .await
-                .is_err()
-            {
-                self.metrics.tier_error(self.tier.name());
-            }
+            self.store_block(&version, &version.block_key(index), block).await;
         }
     }
 }

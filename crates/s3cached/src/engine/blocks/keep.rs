@@ -63,24 +63,19 @@ impl Engine {
 
 impl Engine {
     /// Reads the first block of the object `entry` describes from `body` (the origin's
-    /// whole answer), stores it, and drops the rest of the answer. False when the body
-    /// failed or ended early, or the budget had no room (the block is then read later).
-    pub(in crate::engine) async fn keep_first_block(
-        &self,
-        key: &CacheKey,
-        entry: &Entry,
-        mut body: StreamingBlob,
-    ) -> bool {
+    /// whole answer), stores it, and drops the rest of the answer. When the body fails or ends
+    /// early, or the budget has no room, nothing is kept: the block is read when needed.
+    pub(in crate::engine) async fn keep_first_block(&self, key: &CacheKey, entry: &Entry, mut body: StreamingBlob) {
         use futures::StreamExt as _;
         let Some(version) = self.version_of(key, entry) else {
-            return false;
+            return;
         };
         if version.layout.count() == 0 {
-            return false;
+            return;
         }
         let want = version.layout.len_of(0);
         let Some(_held) = self.in_flight.try_take(want as u64) else {
-            return false;
+            return;
         };
         let mut block = BytesMut::with_capacity(want);
         while block.len() < want {
@@ -89,19 +84,12 @@ impl Engine {
                     let n = (want - block.len()).min(chunk.len());
                     block.extend_from_slice(&chunk[..n]);
                 }
-                Some(Err(_)) | None => return false,
+                Some(Err(_)) | None => return,
             }
         }
-        let stored = self
-            .tier
-            .put_block(&version.block_key(0), block.freeze(), version.ttl)
-            .await;
-        if stored.is_ok() {
+        if self.store_block(&version, &version.block_key(0), block.freeze()).await {
             self.metrics.block_kept_from_stream();
-        } else {
-            self.metrics.tier_error(self.tier.name());
         }
-        stored.is_ok()
     }
 
     /// Waits until every block kept from a streamed answer so far is stored (or failed to
@@ -188,15 +176,13 @@ impl Keeper {
 
     fn store(&self, index: u64, bytes: Bytes) {
         let engine = Arc::clone(&self.engine);
-        let key = self.version.block_key(index);
-        let ttl = self.version.ttl;
+        let version = Arc::clone(&self.version);
+        let key = version.block_key(index);
         let pending = engine.blocks.stores.begin();
         // Stored in a task of its own: the client's next chunk does not wait for Redis.
         tokio::spawn(async move {
-            if engine.tier.put_block(&key, bytes, ttl).await.is_ok() {
+            if engine.store_block(&version, &key, bytes).await {
                 engine.metrics.block_kept_from_stream();
-            } else {
-                engine.metrics.tier_error(engine.tier.name());
             }
             drop(pending);
         });
