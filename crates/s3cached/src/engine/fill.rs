@@ -26,7 +26,7 @@ use crate::tier::FillToken;
 pub enum Hydrated {
     /// The object is in the cache now (this many bytes).
     Stored(u64),
-    /// The object is larger than the cacheable size (or not cacheable): nothing stored.
+    /// The object is larger than the cacheable size (or not cacheable): not stored whole.
     TooLarge,
     /// The object no longer exists at the origin: nothing stored.
     Gone,
@@ -343,6 +343,9 @@ impl Engine {
         };
         let (flight, _) = self.start_fill(&target.key, token, None);
         match flight.await {
+            // An object cached as blocks keeps its metadata (and at most its first block):
+            // not stored whole, as when its answer streamed through.
+            FillOutcome::Cached(entry) if entry.in_blocks => Ok(Hydrated::TooLarge),
             FillOutcome::Cached(entry) => Ok(Hydrated::Stored(entry.meta.size)),
             FillOutcome::Stream(_) => Ok(Hydrated::TooLarge),
             FillOutcome::Failed(f) => {
