@@ -195,8 +195,7 @@ async fn warm_loads_large_objects_as_blocks_and_the_next_reads_make_no_origin_ge
     let p = support::cli_tools::start_proxy(origin, &tier);
     let client = p.client(support::cli_tools::CLIENT_KEY, support::cli_tools::CLIENT_SECRET);
     for (key, want) in [("lake/a.parquet", &a), ("lake/b.parquet", &b)] {
-        let got = client.get_object().bucket(&bucket).key(key).send().await.expect("GET");
-        let got = got.body.collect().await.expect("body").into_bytes();
+        let got = support::clients::get_bytes(&client, &bucket, key).await;
         assert!(got[..] == want[..], "{key}: bytes differ");
     }
     assert_eq!(
